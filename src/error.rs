@@ -33,8 +33,8 @@ pub enum Code {
     /// A required argument was NULL or otherwise unusable (400 `M_INVALID_PARAM`; this is a
     /// programming error in the host, not a remote server's fault).
     NullArgument = 9,
-    /// A signature or hash did not verify (400 `M_INVALID_PARAM` on send_leave, 401 for
-    /// request signatures is reported as [`Code::Unauthorized`]).
+    /// A signature or hash did not verify (400 `M_INVALID_PARAM`; a bad request signature is
+    /// reported as `Unauthorized` instead).
     BadSignature = 10,
     /// The endpoint is switched off or not recognised (404 `M_UNRECOGNIZED`).
     Unrecognized = 11,
@@ -165,7 +165,10 @@ impl Error {
     pub fn to_body(&self) -> Vec<u8> {
         let mut obj = crate::json::Object::new();
         obj.insert("errcode".into(), crate::json::Value::from(self.errcode()));
-        obj.insert("error".into(), crate::json::Value::from(self.message.as_str()));
+        obj.insert(
+            "error".into(),
+            crate::json::Value::from(self.message.as_str()),
+        );
         crate::json::Value::Object(obj).to_canonical()
     }
 }

@@ -13,9 +13,12 @@ use crate::keys::{self, ServerKey, SigningKey};
 use crate::version::{EventIdFormat, RoomVersion};
 
 fn as_event(event: &Value) -> Result<&Object, Error> {
-    event
-        .as_object()
-        .ok_or_else(|| Error::bad_json(format!("the event must be an object, not {}", event.type_name())))
+    event.as_object().ok_or_else(|| {
+        Error::bad_json(format!(
+            "the event must be an object, not {}",
+            event.type_name()
+        ))
+    })
 }
 
 /// The SHA-256 content hash of an event: everything but `unsigned`, `signatures` and `hashes`.
@@ -23,9 +26,8 @@ pub fn content_hash(event: &Value) -> Result<[u8; 32], Error> {
     let obj = as_event(event)?;
     let mut out = Vec::with_capacity(1024);
     crate::json::write_object(
-        obj.iter().filter(|(k, _)| {
-            !matches!(k.as_str(), "unsigned" | "signatures" | "hashes")
-        }),
+        obj.iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "unsigned" | "signatures" | "hashes")),
         &mut out,
     );
     Ok(Sha256::digest(&out).into())
@@ -178,7 +180,9 @@ pub fn event_id(event: &Value, version: &RoomVersion) -> Result<String, Error> {
 /// The room ID a room version 12 create event defines: `!` + its URL-safe reference hash.
 pub fn room_id_from_create_event(create: &Value) -> Result<String, Error> {
     if create.get("type").and_then(Value::as_str) != Some("m.room.create") {
-        return Err(Error::invalid("type: the event is not an m.room.create event"));
+        return Err(Error::invalid(
+            "type: the event is not an m.room.create event",
+        ));
     }
     let version_id = create
         .get("content")
@@ -276,7 +280,9 @@ pub fn required_signers(event: &Value, version: &RoomVersion) -> Result<Vec<Stri
         && event.get("type").and_then(Value::as_str) == Some("m.room.member")
     {
         let content = event.get("content");
-        let membership = content.and_then(|c| c.get("membership")).and_then(Value::as_str);
+        let membership = content
+            .and_then(|c| c.get("membership"))
+            .and_then(Value::as_str);
         if membership == Some("join") {
             if let Some(via) = content
                 .and_then(|c| c.get("join_authorised_via_users_server"))
@@ -327,7 +333,10 @@ pub(crate) fn verify_event_with(
         if let Err(e) = keys::verify_signed_bytes(event, signed, &server, &usable) {
             let expired_only = usable.len() < known.len();
             let msg = if expired_only && !known.is_empty() {
-                format!("{} (keys not valid at origin_server_ts are not used)", e.message)
+                format!(
+                    "{} (keys not valid at origin_server_ts are not used)",
+                    e.message
+                )
             } else {
                 e.message
             };

@@ -163,7 +163,10 @@ impl Value {
         let v = p.value(0)?;
         p.skip_ws();
         if p.pos != p.src.len() {
-            return Err(p.err(JsonErrorKind::InvalidJson, "trailing characters after the value"));
+            return Err(p.err(
+                JsonErrorKind::InvalidJson,
+                "trailing characters after the value",
+            ));
         }
         Ok(v)
     }
@@ -281,9 +284,9 @@ impl Value {
                 v.find_non_strict_number()
                     .map(|p| join_path(&format!("[{i}]"), &p))
             }),
-            Value::Object(map) => map.iter().find_map(|(k, v)| {
-                v.find_non_strict_number().map(|p| join_path(k, &p))
-            }),
+            Value::Object(map) => map
+                .iter()
+                .find_map(|(k, v)| v.find_non_strict_number().map(|p| join_path(k, &p))),
             _ => None,
         }
     }
@@ -491,7 +494,9 @@ impl<'a> Parser<'a> {
             }
             self.pos += 1;
             self.skip_ws();
-            let v = self.value(depth).map_err(|e| under(e, PathSeg::Key(&key)))?;
+            let v = self
+                .value(depth)
+                .map_err(|e| under(e, PathSeg::Key(&key)))?;
             if map.contains_key(&key) {
                 let mut e = self.err(JsonErrorKind::DuplicateKey, "the key appears twice");
                 e.offset = key_start;
@@ -529,7 +534,9 @@ impl<'a> Parser<'a> {
         loop {
             self.skip_ws();
             let idx = items.len();
-            let v = self.value(depth).map_err(|e| under(e, PathSeg::Index(idx)))?;
+            let v = self
+                .value(depth)
+                .map_err(|e| under(e, PathSeg::Index(idx)))?;
             items.push(v);
             self.skip_ws();
             match self.peek() {
@@ -735,7 +742,9 @@ impl<'a> Parser<'a> {
             return self.lenient_float(neg, int_digits, frac, exp, text, start);
         }
         // An integer literal.
-        let parsed = std::str::from_utf8(text).ok().and_then(|t| t.parse::<i64>().ok());
+        let parsed = std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| t.parse::<i64>().ok());
         match (parsed, self.mode) {
             (Some(i), Mode::Strict) if (-MAX_SAFE_INTEGER..=MAX_SAFE_INTEGER).contains(&i) => {
                 Ok(Value::Int(i))

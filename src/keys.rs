@@ -87,9 +87,9 @@ impl SigningKey {
     /// A key from its 32-byte seed.
     pub fn from_seed(seed: &[u8], key_id: &str) -> Result<SigningKey, Error> {
         check_key_id(key_id)?;
-        let seed: [u8; 32] = seed.try_into().map_err(|_| {
-            Error::invalid(format!("seed must be 32 bytes, got {}", seed.len()))
-        })?;
+        let seed: [u8; 32] = seed
+            .try_into()
+            .map_err(|_| Error::invalid(format!("seed must be 32 bytes, got {}", seed.len())))?;
         Ok(SigningKey {
             key_id: key_id.to_string(),
             key: ed25519_dalek::SigningKey::from_bytes(&seed),
@@ -98,8 +98,7 @@ impl SigningKey {
 
     /// A key from its seed in base64 (the printed form in Synapse's key files and the spec).
     pub fn from_seed_b64(seed: &str, key_id: &str) -> Result<SigningKey, Error> {
-        let bytes =
-            b64_decode(seed).ok_or_else(|| Error::invalid("seed is not valid base64"))?;
+        let bytes = b64_decode(seed).ok_or_else(|| Error::invalid("seed is not valid base64"))?;
         SigningKey::from_seed(&bytes, key_id)
     }
 
@@ -201,8 +200,8 @@ pub struct VerifyKey {
 impl VerifyKey {
     /// Decodes a public key from unpadded (or padded) standard base64.
     pub fn from_b64(text: &str) -> Result<VerifyKey, Error> {
-        let bytes = b64_decode(text)
-            .ok_or_else(|| Error::invalid("verify key is not valid base64"))?;
+        let bytes =
+            b64_decode(text).ok_or_else(|| Error::invalid("verify key is not valid base64"))?;
         let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
             Error::invalid(format!("verify key must be 32 bytes, got {}", bytes.len()))
         })?;
@@ -425,9 +424,14 @@ pub fn verify_server_key_document(
             let text = entry.get("key").and_then(Value::as_str).ok_or_else(|| {
                 Error::invalid(format!("old_verify_keys.{id}.key must be a string"))
             })?;
-            let expired = entry.get("expired_ts").and_then(Value::as_i64).ok_or_else(|| {
-                Error::invalid(format!("old_verify_keys.{id}.expired_ts must be an integer"))
-            })?;
+            let expired = entry
+                .get("expired_ts")
+                .and_then(Value::as_i64)
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "old_verify_keys.{id}.expired_ts must be an integer"
+                    ))
+                })?;
             keys.push(ServerKey {
                 key_id: id.clone(),
                 key: VerifyKey::from_b64(text).map_err(|e| {

@@ -10,10 +10,15 @@
 //! - [`resident`]: answering `make_leave` and `send_leave` for a room this server is in.
 //! - [`leaving`]: completing a template and driving the handshake from the leaving server.
 
+pub mod acl;
+pub mod auth;
 pub mod error;
 pub mod event;
+pub mod ffi;
 pub mod json;
 pub mod keys;
+pub mod leaving;
+pub mod resident;
 pub mod version;
 pub mod xmatrix;
 

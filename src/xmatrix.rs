@@ -8,6 +8,9 @@ use crate::error::{Code, Error};
 use crate::json::{Object, Value};
 use crate::keys::{self, SigningKey, VerifyKey};
 
+/// Looks up the verify keys (key ID, key) of a server.
+pub type KeyLookup<'a> = dyn FnMut(&str) -> Result<Vec<(String, VerifyKey)>, Error> + 'a;
+
 /// The parameters of an X-Matrix `Authorization` header.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct XMatrix {
@@ -88,7 +91,11 @@ pub fn is_valid_server_name(name: &str) -> bool {
         let Some((v6, after)) = rest.split_once(']') else {
             return false;
         };
-        if v6.is_empty() || !v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        if v6.is_empty()
+            || !v6
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
             return false;
         }
         match after {
@@ -233,7 +240,7 @@ pub fn verify(
     uri: &str,
     content: Option<&Value>,
     our_name: &str,
-    keys_for: &mut dyn FnMut(&str) -> Result<Vec<(String, VerifyKey)>, Error>,
+    keys_for: &mut KeyLookup<'_>,
 ) -> Result<String, Error> {
     let parsed = parse(header)?;
     if let Some(dest) = &parsed.destination {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod host;
+
 use std::path::PathBuf;
 
 use matrix_leave::json::{Mode, Value};
@@ -22,7 +24,9 @@ pub fn load(name: &str) -> serde_json::Value {
 
 /// Loads `tests/cases/<name>`.
 pub fn load_case(name: &str) -> serde_json::Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cases").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/cases")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
     serde_json::from_str(&text).unwrap()
 }
@@ -57,7 +61,9 @@ pub fn named_key(file: &serde_json::Value, name: &str, key_id: &str) -> SigningK
         return spec_key(key_id);
     }
     let k = &file["keys"][name];
-    let seed = hex(k["seed_hex"].as_str().unwrap_or_else(|| panic!("no key {name}")));
+    let seed = hex(k["seed_hex"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no key {name}")));
     SigningKey::from_seed(&seed, key_id).unwrap()
 }
 
