@@ -21,13 +21,16 @@ C_FLAGS := -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude
 CXX_FLAGS := -x c++ -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude
 VALGRIND_FLAGS := -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect
 
-# The Python test directories that exist so far (other work adds them).
-PY_TEST_DIRS := $(wildcard bindings/python/tests tests/python)
+# The Python test directories: the binding's own tests and the Synapse interop tests.
+PY_TEST_DIRS := $(wildcard bindings/python/tests tests/python tests/interop)
+# Synapse's own hashing, signing and redaction, recorded for the differential test.
+ORACLE_FILE := $(TARGET_DIR)/oracle/synapse-oracle.jsonl
+VENV_STAMP := .venv/.mxl-installed
 
 # The steps of `test` must run in order, even under `make -j`.
 .NOTPARALLEL:
 
-.PHONY: all build header test test-rust test-c test-python venv clean
+.PHONY: all build header test test-rust test-c test-python venv oracle demo clean
 
 all: build
 
@@ -41,10 +44,18 @@ header:
 test: test-rust test-c test-python
 	@echo "make test: all steps passed"
 
-test-rust:
+test-rust: oracle
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) test --release
+	MXL_ORACLE_FILE=$(ORACLE_FILE) $(CARGO) test --release
+
+# Installs matrix-synapse from PyPI into its own cached virtual environment (see
+# tests/interop/synapse_harness.py) and records 1200 events as Synapse hashes, signs and
+# redacts them.
+oracle:
+	mkdir -p $(dir $(ORACLE_FILE))
+	python3 -c 'import sys; sys.path.insert(0, "tests/interop"); import synapse_harness as h; print(h.synapse_python(h.ensure_synapse_venv()))' > $(TARGET_DIR)/oracle/python
+	"$$(cat $(TARGET_DIR)/oracle/python)" tests/oracle/synapse_oracle.py --count 1200 --seed 7 -o $(ORACLE_FILE)
 
 # The committed header, included twice, compiled as C11 and as C++, linked against the
 # shared and the static library; the shared build also runs under valgrind when present.
@@ -69,25 +80,23 @@ test-c: build
 		echo "test-c: valgrind not installed, memory check skipped"; \
 	fi
 
-# ---- Python binding and interop tests -------------------------------------------------------
-# Runs pytest over the Python test directories that exist. The binding finds the library
-# through MXL_LIBRARY. Interop steps (tests/interop) are to be added here by the lead.
-test-python: build
-ifeq ($(strip $(PY_TEST_DIRS)),)
-	@echo "test-python: skipped (neither bindings/python/tests nor tests/python exists yet)"
-else
-	@command -v $(PYTHON) >/dev/null 2>&1 || $(MAKE) venv
+# ---- Python binding, reference homeserver and Synapse interop ---------------------------
+# The binding finds the library through MATRIX_LEAVE_LIBRARY.
+test-python: build venv
 	MATRIX_LEAVE_LIBRARY=$(RELEASE)/libmatrix_leave.so $(PYTHON) -m pytest -q $(PY_TEST_DIRS)
-endif
 
-# A virtual environment with the test dependencies and, once it exists, the binding.
-venv:
+# The end-to-end demo: two reference homeservers reject an invite over HTTPS on loopback.
+demo: build venv
+	MATRIX_LEAVE_LIBRARY=$(RELEASE)/libmatrix_leave.so $(PYTHON) demo/run_demo.py
+
+# A virtual environment with the binding (editable) and its test dependencies.
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): bindings/python/pyproject.toml
 	python3 -m venv .venv
-	.venv/bin/pip install --quiet pytest aiohttp cryptography
-	@if [ -f bindings/python/pyproject.toml ]; then \
-		echo ".venv/bin/pip install -e 'bindings/python[test]'"; \
-		.venv/bin/pip install --quiet -e 'bindings/python[test]'; \
-	fi
+	.venv/bin/pip install --quiet --upgrade pip
+	.venv/bin/pip install --quiet -e 'bindings/python[test]'
+	touch $@
 
 clean:
 	$(CARGO) clean
