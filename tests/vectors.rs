@@ -47,7 +47,9 @@ fn canonical_json_vectors() {
                 _ => false,
             };
             if !ok {
-                failures.push(format!("{name} ({mode:?}): got {got:?}, expected {expected}"));
+                failures.push(format!(
+                    "{name} ({mode:?}): got {got:?}, expected {expected}"
+                ));
             }
         }
     }
@@ -94,8 +96,11 @@ fn canonical_json_cases_from_bug_reports() {
 #[test]
 fn duplicate_keys_are_refused_in_every_mode() {
     for mode in [Mode::Strict, Mode::Lenient] {
-        let e = Value::parse(br#"{"content":{"membership":"leave","membership":"join"}}"#, mode)
-            .unwrap_err();
+        let e = Value::parse(
+            br#"{"content":{"membership":"leave","membership":"join"}}"#,
+            mode,
+        )
+        .unwrap_err();
         assert_eq!(e.kind, JsonErrorKind::DuplicateKey);
         assert_eq!(e.path, "content.membership");
     }
@@ -112,10 +117,19 @@ fn signing_vectors() {
         let result: Result<(), String> = (|| {
             match case["kind"].as_str().unwrap() {
                 "sign_json" => {
-                    let key = named_key(&file, input["key"].as_str().unwrap(), input["key_id"].as_str().unwrap());
+                    let key = named_key(
+                        &file,
+                        input["key"].as_str().unwrap(),
+                        input["key_id"].as_str().unwrap(),
+                    );
                     let mut obj = ours(&input["object"]);
                     let bytes = keys::signing_bytes(&obj).map_err(|e| e.to_string())?;
-                    if bytes != expected["signing_input_canonical"].as_str().unwrap().as_bytes() {
+                    if bytes
+                        != expected["signing_input_canonical"]
+                            .as_str()
+                            .unwrap()
+                            .as_bytes()
+                    {
                         return Err("signing input differs".into());
                     }
                     key.sign_json(&mut obj, input["server_name"].as_str().unwrap())
@@ -126,7 +140,9 @@ fn signing_vectors() {
                 }
                 "verify_json" => {
                     let obj = match input.get("json_text") {
-                        Some(t) => Value::parse(t.as_str().unwrap().as_bytes(), Mode::Strict).unwrap(),
+                        Some(t) => {
+                            Value::parse(t.as_str().unwrap().as_bytes(), Mode::Strict).unwrap()
+                        }
                         None => ours(&input["object"]),
                     };
                     let entity = input["entity"].as_str().unwrap();
@@ -134,7 +150,12 @@ fn signing_vectors() {
                         .as_object()
                         .map(|m| {
                             m.iter()
-                                .map(|(id, k)| (id.clone(), VerifyKey::from_b64(k.as_str().unwrap()).unwrap()))
+                                .map(|(id, k)| {
+                                    (
+                                        id.clone(),
+                                        VerifyKey::from_b64(k.as_str().unwrap()).unwrap(),
+                                    )
+                                })
                                 .collect()
                         })
                         .unwrap_or_default();
@@ -145,7 +166,11 @@ fn signing_vectors() {
                 }
                 "sign_event" => {
                     let v = version(case);
-                    let key = named_key(&file, input["key"].as_str().unwrap(), input["key_id"].as_str().unwrap());
+                    let key = named_key(
+                        &file,
+                        input["key"].as_str().unwrap(),
+                        input["key_id"].as_str().unwrap(),
+                    );
                     let mut ev = ours(&input["event"]);
                     let hash = event::content_hash_b64(&ev).map_err(|e| e.to_string())?;
                     if hash != expected["content_hash_sha256"].as_str().unwrap() {
@@ -154,7 +179,12 @@ fn signing_vectors() {
                     event::sign_event(&mut ev, v, input["server_name"].as_str().unwrap(), &key)
                         .map_err(|e| e.to_string())?;
                     let bytes = event::redacted_signing_bytes(&ev, v).unwrap();
-                    if bytes != expected["redacted_signing_input_canonical"].as_str().unwrap().as_bytes() {
+                    if bytes
+                        != expected["redacted_signing_input_canonical"]
+                            .as_str()
+                            .unwrap()
+                            .as_bytes()
+                    {
                         return Err(format!("signing input {}", String::from_utf8_lossy(&bytes)));
                     }
                     if theirs(&ev) != expected["signed_event"] {
@@ -182,9 +212,11 @@ fn signing_vectors() {
                     })
                     .map_err(|e| e.to_string())?;
                     if check.signature_valid != expected["signature_valid"].as_bool().unwrap()
-                        || check.content_hash_valid != expected["content_hash_valid"].as_bool().unwrap()
+                        || check.content_hash_valid
+                            != expected["content_hash_valid"].as_bool().unwrap()
                         || check.outcome() != expected["outcome"].as_str().unwrap()
-                        || check.computed_content_hash != expected["computed_content_hash"].as_str().unwrap()
+                        || check.computed_content_hash
+                            != expected["computed_content_hash"].as_str().unwrap()
                     {
                         return Err(format!("{check:?}"));
                     }
@@ -228,7 +260,9 @@ fn event_hash_vectors() {
             }
         }
         if let Some(valid) = expected.get("content_hash_valid") {
-            let claimed = input["event"]["hashes"]["sha256"].as_str().and_then(keys::b64_decode);
+            let claimed = input["event"]["hashes"]["sha256"]
+                .as_str()
+                .and_then(keys::b64_decode);
             let got = claimed.as_deref() == Some(&event::content_hash(&ev).unwrap()[..]);
             if got != valid.as_bool().unwrap() {
                 problems.push(format!("content_hash_valid {got}"));
@@ -244,11 +278,21 @@ fn event_hash_vectors() {
             }
         }
         if input.get("key").is_some() {
-            let key = named_key(&file, input["key"].as_str().unwrap(), input["key_id"].as_str().unwrap());
+            let key = named_key(
+                &file,
+                input["key"].as_str().unwrap(),
+                input["key_id"].as_str().unwrap(),
+            );
             let mut signed = ev.clone();
-            event::sign_event(&mut signed, v, input["server_name"].as_str().unwrap(), &key).unwrap();
+            event::sign_event(&mut signed, v, input["server_name"].as_str().unwrap(), &key)
+                .unwrap();
             let bytes = event::redacted_signing_bytes(&signed, v).unwrap();
-            if bytes != expected["signing_input_canonical"].as_str().unwrap().as_bytes() {
+            if bytes
+                != expected["signing_input_canonical"]
+                    .as_str()
+                    .unwrap()
+                    .as_bytes()
+            {
                 problems.push("signing input".into());
             }
             if theirs(&signed) != expected["signed_event"] {
@@ -323,7 +367,9 @@ fn redaction_vectors() {
         let red = event::redact(&ev, v).unwrap();
         if theirs(&red) != case["expected"]["redacted"] {
             failures.push(format!("{name}: got {red}"));
-        } else if red.to_canonical_string() != case["expected"]["redacted_canonical"].as_str().unwrap() {
+        } else if red.to_canonical_string()
+            != case["expected"]["redacted_canonical"].as_str().unwrap()
+        {
             failures.push(format!("{name}: canonical form differs"));
         }
         // Redaction is idempotent.
@@ -348,7 +394,10 @@ fn server_key_vectors() {
                 let key = named_key(&file, input["key"].as_str().unwrap(), "ed25519:1");
                 let server = input["server_name"].as_str().unwrap();
                 if keys::signing_bytes(&doc).unwrap()
-                    != expected["signing_input_canonical"].as_str().unwrap().as_bytes()
+                    != expected["signing_input_canonical"]
+                        .as_str()
+                        .unwrap()
+                        .as_bytes()
                 {
                     failures.push(format!("{name}: signing input"));
                 }
@@ -372,7 +421,9 @@ fn server_key_vectors() {
                 let built = keys::server_key_document(
                     server,
                     &key,
-                    input["response_unsigned"]["valid_until_ts"].as_i64().unwrap(),
+                    input["response_unsigned"]["valid_until_ts"]
+                        .as_i64()
+                        .unwrap(),
                     &[],
                 )
                 .unwrap();
@@ -382,7 +433,10 @@ fn server_key_vectors() {
             }
             "verify_server_keys" => {
                 let doc = ours(&input["response"]);
-                let got = keys::verify_server_key_document(&doc, input["requested_server"].as_str().unwrap());
+                let got = keys::verify_server_key_document(
+                    &doc,
+                    input["requested_server"].as_str().unwrap(),
+                );
                 if got.is_ok() != expected["valid"].as_bool().unwrap() {
                     failures.push(format!("{name}: got {got:?}"));
                 }
@@ -403,7 +457,11 @@ fn xmatrix_vectors() {
         let expected = &case["expected"];
         match case["kind"].as_str().unwrap() {
             "sign_request" => {
-                let key = named_key(&file, input["key"].as_str().unwrap(), input["key_id"].as_str().unwrap());
+                let key = named_key(
+                    &file,
+                    input["key"].as_str().unwrap(),
+                    input["key_id"].as_str().unwrap(),
+                );
                 let content = input.get("content").map(ours);
                 let header = xmatrix::authorization(
                     &key,
@@ -457,7 +515,12 @@ fn xmatrix_vectors() {
                             .as_object()
                             .map(|m| {
                                 m.iter()
-                                    .map(|(id, k)| (id.clone(), VerifyKey::from_b64(k.as_str().unwrap()).unwrap()))
+                                    .map(|(id, k)| {
+                                        (
+                                            id.clone(),
+                                            VerifyKey::from_b64(k.as_str().unwrap()).unwrap(),
+                                        )
+                                    })
                                     .collect()
                             })
                             .unwrap_or_default())
@@ -484,6 +547,11 @@ fn xmatrix_vectors() {
 #[test]
 fn spec_printed_seed_is_accepted() {
     // The seed as printed in the spec's appendix carries non-zero trailing bits.
-    let key = keys::SigningKey::from_seed_b64("YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1", "ed25519:1").unwrap();
-    assert_eq!(key.public_key_b64(), "XGX0JRS2Af3be3knz2fBiRbApjm2Dh61gXDJA8kcJNI");
+    let key =
+        keys::SigningKey::from_seed_b64("YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1", "ed25519:1")
+            .unwrap();
+    assert_eq!(
+        key.public_key_b64(),
+        "XGX0JRS2Af3be3knz2fBiRbApjm2Dh61gXDJA8kcJNI"
+    );
 }
