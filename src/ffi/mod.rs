@@ -74,8 +74,7 @@ where
         unsafe { out_error.write(ptr::null_mut()) };
     }
 
-    let result =
-        panic::catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|p| Err(panic_error(p)));
+    let result = catch_quietly(body).unwrap_or_else(|p| Err(panic_error(p)));
 
     match result {
         Ok(()) => Code::Ok,
@@ -96,7 +95,31 @@ pub(crate) fn guard_or<T, F>(fallback: T, body: F) -> T
 where
     F: FnOnce() -> T,
 {
-    panic::catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+    catch_quietly(body).unwrap_or(fallback)
+}
+
+thread_local! {
+    /// Set while this thread runs the body of an export.
+    static IN_EXPORT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Catches a panic without letting the panic hook print it: the library never writes to
+/// stderr. The hook is wrapped once, process-wide, and stays silent only for panics raised
+/// inside an export; every other panic still reaches the hook that was installed before.
+fn catch_quietly<T>(body: impl FnOnce() -> T) -> std::thread::Result<T> {
+    static WRAP_HOOK: std::sync::Once = std::sync::Once::new();
+    WRAP_HOOK.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !IN_EXPORT.with(|f| f.get()) {
+                previous(info);
+            }
+        }));
+    });
+    let outer = IN_EXPORT.with(|f| f.replace(true));
+    let result = panic::catch_unwind(AssertUnwindSafe(body));
+    IN_EXPORT.with(|f| f.set(outer));
+    result
 }
 
 // ---------------------------------------------------------------------------------------------
