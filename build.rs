@@ -51,8 +51,18 @@ fn version_macros() -> String {
          #define MXL_VERSION \"{version}\"\n\
          \n\
          /** The C ABI version; compare with mxl_abi_version() at run time. */\n\
-         #define MXL_ABI_VERSION {abi}\n",
+         #define MXL_ABI_VERSION {abi}\n\
+         \n\
+         /** Callback status: the answer was written with mxl_out_set (store_event: stored). */\n\
+         #define MXL_CB_OK {ok}\n\
+         /** Callback status: the thing asked for does not exist. */\n\
+         #define MXL_CB_NOT_FOUND {not_found}\n\
+         /** Callback status: the host failed; the library answers 500 M_UNKNOWN. */\n\
+         #define MXL_CB_ERROR {error}\n",
         version = part("CARGO_PKG_VERSION"),
         abi = abi::MXL_ABI_VERSION,
+        ok = abi::MXL_CB_OK,
+        not_found = abi::MXL_CB_NOT_FOUND,
+        error = abi::MXL_CB_ERROR,
     )
 }

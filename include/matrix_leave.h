@@ -21,6 +21,13 @@
 /** The C ABI version; compare with mxl_abi_version() at run time. */
 #define MXL_ABI_VERSION 1
 
+/** Callback status: the answer was written with mxl_out_set (store_event: stored). */
+#define MXL_CB_OK 0
+/** Callback status: the thing asked for does not exist. */
+#define MXL_CB_NOT_FOUND 1
+/** Callback status: the host failed; the library answers 500 M_UNKNOWN. */
+#define MXL_CB_ERROR 2
+
 
 /**
  * Stable result codes. The numeric values are part of the C ABI and are never reused or
@@ -280,7 +287,7 @@ typedef struct {
 /**
  * The host transport: performs one HTTPS request. Returns 0 after calling
  * `mxl_http_response_set` with the answer (whatever its status), or non-zero when the server
- * could not be reached.
+ * could not be reached (after `mxl_http_response_fail` with the reason, if it likes).
  */
 typedef struct {
     /**
@@ -457,6 +464,330 @@ typedef struct {
      */
     uint32_t api_version;
 } mxl_send_leave_params;
+
+/**
+ * Every export of the library as a function pointer, for hosts that load it with `dlopen`;
+ * returned by `mxl_plugin_get`.
+ *
+ * Each field points to the export of the same name with the `mxl_` prefix (`resident_new`
+ * is `mxl_resident_new`) and behaves exactly like it; the export's documentation applies.
+ * No field is NULL. The table is static: it lives as long as the library stays loaded and
+ * must not be written to or freed.
+ *
+ * Fields are only ever appended, so a host compiled against a newer header that wants a
+ * field this library may not have checks `size` against the field's offset first.
+ */
+typedef struct {
+    /**
+     * The size of this table in bytes, as sizeof(mxl_plugin_v1) was when the library was
+     * built.
+     */
+    size_t size;
+    /**
+     * mxl_version.
+     */
+    const char *(*version)(void);
+    /**
+     * mxl_abi_version.
+     */
+    uint32_t (*abi_version)(void);
+    /**
+     * mxl_result_http_status.
+     */
+    uint16_t (*result_http_status)(uint32_t code);
+    /**
+     * mxl_result_errcode.
+     */
+    const char *(*result_errcode)(uint32_t code);
+    /**
+     * mxl_error_code.
+     */
+    mxl_result (*error_code)(const mxl_error *error);
+    /**
+     * mxl_error_http_status.
+     */
+    uint16_t (*error_http_status)(const mxl_error *error);
+    /**
+     * mxl_error_errcode.
+     */
+    const char *(*error_errcode)(const mxl_error *error);
+    /**
+     * mxl_error_message.
+     */
+    const char *(*error_message)(const mxl_error *error);
+    /**
+     * mxl_error_free.
+     */
+    void (*error_free)(mxl_error *error);
+    /**
+     * mxl_bytes_data.
+     */
+    const uint8_t *(*bytes_data)(const mxl_bytes *bytes);
+    /**
+     * mxl_bytes_len.
+     */
+    size_t (*bytes_len)(const mxl_bytes *bytes);
+    /**
+     * mxl_bytes_free.
+     */
+    void (*bytes_free)(mxl_bytes *bytes);
+    /**
+     * mxl_canonical_json.
+     */
+    mxl_result (*canonical_json)(const uint8_t *json,
+                                 size_t json_len,
+                                 const char *room_version,
+                                 mxl_bytes **out_bytes,
+                                 mxl_error **out_error);
+    /**
+     * mxl_content_hash.
+     */
+    mxl_result (*content_hash)(const uint8_t *json,
+                               size_t json_len,
+                               mxl_bytes **out_bytes,
+                               mxl_error **out_error);
+    /**
+     * mxl_reference_hash.
+     */
+    mxl_result (*reference_hash)(const uint8_t *json,
+                                 size_t json_len,
+                                 const char *room_version,
+                                 mxl_bytes **out_bytes,
+                                 mxl_error **out_error);
+    /**
+     * mxl_event_id.
+     */
+    mxl_result (*event_id)(const uint8_t *json,
+                           size_t json_len,
+                           const char *room_version,
+                           mxl_bytes **out_bytes,
+                           mxl_error **out_error);
+    /**
+     * mxl_room_id_from_create_event.
+     */
+    mxl_result (*room_id_from_create_event)(const uint8_t *json,
+                                            size_t json_len,
+                                            mxl_bytes **out_bytes,
+                                            mxl_error **out_error);
+    /**
+     * mxl_redact.
+     */
+    mxl_result (*redact)(const uint8_t *json,
+                         size_t json_len,
+                         const char *room_version,
+                         mxl_bytes **out_bytes,
+                         mxl_error **out_error);
+    /**
+     * mxl_signing_key_from_seed.
+     */
+    mxl_result (*signing_key_from_seed)(const uint8_t *seed,
+                                        size_t seed_len,
+                                        const char *key_id,
+                                        mxl_signing_key **out_key,
+                                        mxl_error **out_error);
+    /**
+     * mxl_signing_key_generate.
+     */
+    mxl_result (*signing_key_generate)(const char *key_id,
+                                       mxl_signing_key **out_key,
+                                       mxl_error **out_error);
+    /**
+     * mxl_signing_key_free.
+     */
+    void (*signing_key_free)(mxl_signing_key *key);
+    /**
+     * mxl_signing_key_key_id.
+     */
+    const char *(*signing_key_key_id)(const mxl_signing_key *key);
+    /**
+     * mxl_signing_key_public_key.
+     */
+    mxl_result (*signing_key_public_key)(const mxl_signing_key *key,
+                                         mxl_bytes **out_bytes,
+                                         mxl_error **out_error);
+    /**
+     * mxl_signing_key_seed.
+     */
+    mxl_result (*signing_key_seed)(const mxl_signing_key *key, uint8_t *out_seed);
+    /**
+     * mxl_signing_key_sign_json.
+     */
+    mxl_result (*signing_key_sign_json)(const mxl_signing_key *key,
+                                        const uint8_t *json,
+                                        size_t json_len,
+                                        const char *server_name,
+                                        mxl_bytes **out_bytes,
+                                        mxl_error **out_error);
+    /**
+     * mxl_verify_json.
+     */
+    mxl_result (*verify_json)(const uint8_t *json,
+                              size_t json_len,
+                              const char *server_name,
+                              const uint8_t *keys_json,
+                              size_t keys_len,
+                              mxl_error **out_error);
+    /**
+     * mxl_sign_event.
+     */
+    mxl_result (*sign_event)(const uint8_t *json,
+                             size_t json_len,
+                             const char *room_version,
+                             const char *server_name,
+                             const mxl_signing_key *key,
+                             mxl_bytes **out_bytes,
+                             mxl_error **out_error);
+    /**
+     * mxl_verify_event.
+     */
+    mxl_result (*verify_event)(const uint8_t *json,
+                               size_t json_len,
+                               const char *room_version,
+                               const uint8_t *keys_json,
+                               size_t keys_len,
+                               mxl_bytes **out_bytes,
+                               mxl_error **out_error);
+    /**
+     * mxl_xmatrix_authorization.
+     */
+    mxl_result (*xmatrix_authorization)(const mxl_signing_key *key,
+                                        const char *origin,
+                                        const char *destination,
+                                        const char *method,
+                                        const char *uri,
+                                        const uint8_t *content_json,
+                                        size_t content_len,
+                                        mxl_bytes **out_bytes,
+                                        mxl_error **out_error);
+    /**
+     * mxl_xmatrix_parse.
+     */
+    mxl_result (*xmatrix_parse)(const char *header, mxl_bytes **out_bytes, mxl_error **out_error);
+    /**
+     * mxl_xmatrix_verify.
+     */
+    mxl_result (*xmatrix_verify)(const char *header,
+                                 const char *method,
+                                 const char *uri,
+                                 const uint8_t *content_json,
+                                 size_t content_len,
+                                 const char *our_server_name,
+                                 const uint8_t *keys_json,
+                                 size_t keys_len,
+                                 mxl_bytes **out_bytes,
+                                 mxl_error **out_error);
+    /**
+     * mxl_server_key_document.
+     */
+    mxl_result (*server_key_document)(const mxl_signing_key *key,
+                                      const char *server_name,
+                                      int64_t valid_until_ts,
+                                      const uint8_t *old_keys_json,
+                                      size_t old_keys_len,
+                                      mxl_bytes **out_bytes,
+                                      mxl_error **out_error);
+    /**
+     * mxl_verify_server_key_document.
+     */
+    mxl_result (*verify_server_key_document)(const uint8_t *json,
+                                             size_t json_len,
+                                             const char *requested_server,
+                                             mxl_bytes **out_bytes,
+                                             mxl_error **out_error);
+    /**
+     * mxl_complete_leave_template.
+     */
+    mxl_result (*complete_leave_template)(const mxl_template_params *params,
+                                          mxl_bytes **out_json,
+                                          mxl_error **out_error);
+    /**
+     * mxl_http_response_set.
+     */
+    void (*http_response_set)(mxl_http_response *response,
+                              uint16_t status,
+                              const uint8_t *body,
+                              size_t body_len);
+    /**
+     * mxl_http_response_fail.
+     */
+    void (*http_response_fail)(mxl_http_response *response, const char *message, size_t message_len);
+    /**
+     * mxl_leave_room.
+     */
+    mxl_result (*leave_room)(const mxl_leave_params *params,
+                             const mxl_transport *transport,
+                             mxl_bytes **out_json,
+                             mxl_error **out_error);
+    /**
+     * mxl_out_set.
+     */
+    void (*out_set)(mxl_out *out, const uint8_t *data, size_t len);
+    /**
+     * mxl_resident_new.
+     */
+    mxl_result (*resident_new)(const mxl_resident_config *config,
+                               const mxl_resident_callbacks *callbacks,
+                               mxl_resident **out_resident,
+                               mxl_error **out_error);
+    /**
+     * mxl_resident_free.
+     */
+    void (*resident_free)(mxl_resident *resident);
+    /**
+     * mxl_resident_make_leave.
+     */
+    mxl_result (*resident_make_leave)(const mxl_resident *resident,
+                                      const char *room_id,
+                                      const char *user_id,
+                                      const char *origin,
+                                      mxl_response **out_response,
+                                      mxl_error **out_error);
+    /**
+     * mxl_resident_send_leave.
+     */
+    mxl_result (*resident_send_leave)(const mxl_resident *resident,
+                                      const mxl_send_leave_params *params,
+                                      mxl_response **out_response,
+                                      mxl_error **out_error);
+    /**
+     * mxl_response_status.
+     */
+    uint16_t (*response_status)(const mxl_response *response);
+    /**
+     * mxl_response_code.
+     */
+    mxl_result (*response_code)(const mxl_response *response);
+    /**
+     * mxl_response_errcode.
+     */
+    const char *(*response_errcode)(const mxl_response *response);
+    /**
+     * mxl_response_message.
+     */
+    const char *(*response_message)(const mxl_response *response);
+    /**
+     * mxl_response_body.
+     */
+    const uint8_t *(*response_body)(const mxl_response *response, size_t *out_len);
+    /**
+     * mxl_response_accepted.
+     */
+    bool (*response_accepted)(const mxl_response *response);
+    /**
+     * mxl_response_event_id.
+     */
+    const char *(*response_event_id)(const mxl_response *response);
+    /**
+     * mxl_response_json.
+     */
+    mxl_result (*response_json)(const mxl_response *response,
+                                mxl_bytes **out_json,
+                                mxl_error **out_error);
+    /**
+     * mxl_response_free.
+     */
+    void (*response_free)(mxl_response *response);
+} mxl_plugin_v1;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1094,6 +1425,18 @@ void mxl_http_response_set(mxl_http_response *response,
                            size_t body_len);
 
 /**
+ * Records why a request could not be performed (connection refused, timeout, TLS failure),
+ * for the driver's report. Call it before `send` returns non-zero. `message` is UTF-8 of
+ * `message_len` bytes, copied; invalid UTF-8 is replaced.
+ *
+ * # Safety
+ *
+ * `response` is the pointer the running `send` callback received; `message` points to
+ * `message_len` readable bytes (or is NULL with a length of 0).
+ */
+void mxl_http_response_fail(mxl_http_response *response, const char *message, size_t message_len);
+
+/**
  * Leaves a room (rejects an invite, retracts a knock) through make_leave and send_leave.
  *
  * Tries the candidate servers in order: the invite's sender server, servers from its
@@ -1114,6 +1457,44 @@ mxl_result mxl_leave_room(const mxl_leave_params *params,
                           const mxl_transport *transport,
                           mxl_bytes **out_json,
                           mxl_error **out_error);
+
+/**
+ * The plugin entry point: the table of every export, for a host that loads the library
+ * with `dlopen` and looks up this one symbol with `dlsym(lib, "mxl_plugin_get")`.
+ *
+ * - `abi_version`: the MXL_ABI_VERSION of the header the host was compiled against.
+ * - `out_reason`: NULL, or receives NULL on success and, on failure, a static
+ *   NUL-terminated message saying why (valid forever; do not free it).
+ *
+ * Returns a pointer to a static `mxl_plugin_v1` when `abi_version` is the ABI version of
+ * this library, and NULL otherwise: the host must then not call into the library, since
+ * the types or calls it was compiled for differ. The table stays valid until the library
+ * is unloaded; do not free it. Calling this again returns the same table.
+ *
+ * A host declares the pointer type itself and converts the `dlsym` result without a cast
+ * between object and function pointers, which ISO C does not allow:
+ *
+ * ```c
+ * typedef const mxl_plugin_v1 *(*get_fn)(uint32_t, const char **);
+ * void *lib = dlopen("libmatrix_leave.so", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+ * void *sym = dlsym(lib, "mxl_plugin_get");
+ * get_fn get;
+ * memcpy(&get, &sym, sizeof get);
+ * const char *reason;
+ * const mxl_plugin_v1 *mxl = get(MXL_ABI_VERSION, &reason);
+ * if (mxl == NULL) { fprintf(stderr, "%s\n", reason); return 1; }
+ * printf("matrix-leave %s\n", mxl->version());
+ * ```
+ *
+ * Unloading loses a few bytes: the first call into the library installs a process-wide
+ * wrapper around the Rust panic hook, which `dlclose` cannot free. Open the library with
+ * `RTLD_NODELETE`, as `examples/c/plugin_host.c` does, or never close it.
+ *
+ * # Safety
+ *
+ * `out_reason` must be NULL or valid for writing one pointer.
+ */
+const mxl_plugin_v1 *mxl_plugin_get(uint32_t abi_version, const char **out_reason);
 
 /**
  * Copies `len` bytes at `data` as a callback's answer. Call it at most once per callback;

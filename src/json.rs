@@ -118,8 +118,18 @@ pub struct JsonError {
 
 impl fmt::Display for JsonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A path through deep nesting is shortened to its start and end.
+        let shortened;
         let field = if self.path.is_empty() {
             "(top level)"
+        } else if self.path.len() > 120 {
+            let head: String = self.path.chars().take(40).collect();
+            let tail: String = {
+                let rev: Vec<char> = self.path.chars().rev().take(40).collect();
+                rev.into_iter().rev().collect()
+            };
+            shortened = format!("{head}...{tail}");
+            shortened.as_str()
         } else {
             self.path.as_str()
         };

@@ -21,6 +21,9 @@ pub const MAX_ID_BYTES: usize = 255;
 pub const MAX_AUTH_EVENTS: usize = 10;
 /// Most `prev_events` a PDU may list.
 pub const MAX_PREV_EVENTS: usize = 20;
+/// How far past now a key's `valid_until_ts` is believed: the spec has servers use the lesser
+/// of that field and seven days into the future.
+pub const MAX_KEY_VALIDITY_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// Severity of a log record sent to the host.
 #[repr(u32)]
@@ -169,6 +172,10 @@ fn check_id(id: &str, sigil: char, field: &str) -> Result<(), Error> {
     }
     if !id.starts_with(sigil) {
         return Err(invalid(format!("{field} {id:?} must start with {sigil:?}")));
+    }
+    // The identifier grammar allows almost anything in historical localparts, but never NUL.
+    if id.contains('\0') {
+        return Err(invalid(format!("{field} contains a NUL character")));
     }
     Ok(())
 }
@@ -530,9 +537,13 @@ impl Resident {
             .and_then(|c| c.get("membership"))
             .and_then(Value::as_str);
         if membership != Some("leave") {
+            let found = match pdu.get("content").and_then(|c| c.get("membership")) {
+                None => "missing".to_string(),
+                Some(Value::String(m)) => format!("{m:?}"),
+                Some(other) => format!("a JSON {}", other.type_name()),
+            };
             return Err(invalid(format!(
-                "content.membership is {}, not \"leave\"",
-                membership.map_or("missing".to_string(), |m| format!("{m:?}"))
+                "content.membership is {found}, not \"leave\""
             )));
         }
         let sender = pdu.get("sender").and_then(Value::as_str).unwrap_or("");
@@ -567,8 +578,14 @@ impl Resident {
 
         // Signatures of the sender's server (and, in versions 1 and 2, the event ID's
         // server), then the content hash.
+        // A key's validity counts for at most a week past now, whatever it claims.
+        let cap = host.now_ms().saturating_add(MAX_KEY_VALIDITY_MS);
         let check = event::verify_event_with(&pdu, &redacted, &signed_bytes, version, &mut |s| {
-            host.server_keys(s)
+            let mut keys = host.server_keys(s)?;
+            for k in &mut keys {
+                k.valid_until_ts = k.valid_until_ts.map(|v| v.min(cap));
+            }
+            Ok(keys)
         })?;
         if let Some(e) = check.signature_error {
             return Err(invalid(format!("signature check failed: {}", e.message)));
@@ -736,12 +753,19 @@ pub fn check_format(pdu: &Value, version: &RoomVersion) -> Result<(), Error> {
         }
         None => return Err(Error::bad_json("content is missing")),
     }
+    // The PDU schema allows integers up to 2^63-1; canonical JSON narrows that to 2^53-1
+    // from room version 6 on.
+    let (max, max_text) = if version.strict_canonical_json {
+        (json::MAX_SAFE_INTEGER, "2^53-1")
+    } else {
+        (i64::MAX, "2^63-1")
+    };
     for k in ["depth", "origin_server_ts"] {
         match obj.get(k) {
-            Some(Value::Int(i)) if (0..=json::MAX_SAFE_INTEGER).contains(i) => {}
+            Some(Value::Int(i)) if (0..=max).contains(i) => {}
             Some(Value::Int(_)) | Some(Value::Number(_)) => {
                 return Err(Error::bad_json(format!(
-                    "{k} must be an integer from 0 to 2^53-1"
+                    "{k} must be an integer from 0 to {max_text}"
                 )))
             }
             Some(other) => {

@@ -115,11 +115,12 @@ pub struct mxl_http_request {
 /// Where the host writes the answer to one request, with `mxl_http_response_set`.
 pub struct mxl_http_response {
     answer: Option<(u16, Vec<u8>)>,
+    failure: Option<String>,
 }
 
 /// The host transport: performs one HTTPS request. Returns 0 after calling
 /// `mxl_http_response_set` with the answer (whatever its status), or non-zero when the server
-/// could not be reached.
+/// could not be reached (after `mxl_http_response_fail` with the reason, if it likes).
 #[repr(C)]
 pub struct mxl_transport {
     /// Passed first to `send`.
@@ -155,6 +156,32 @@ pub unsafe extern "C" fn mxl_http_response_set(
         // SAFETY: the caller promises `body_len` readable bytes.
         if let Ok(b) = unsafe { slice_arg(body, body_len, "body") } {
             r.answer = Some((status, b.to_vec()));
+        }
+    })
+}
+
+/// Records why a request could not be performed (connection refused, timeout, TLS failure),
+/// for the driver's report. Call it before `send` returns non-zero. `message` is UTF-8 of
+/// `message_len` bytes, copied; invalid UTF-8 is replaced.
+///
+/// # Safety
+///
+/// `response` is the pointer the running `send` callback received; `message` points to
+/// `message_len` readable bytes (or is NULL with a length of 0).
+#[no_mangle]
+pub unsafe extern "C" fn mxl_http_response_fail(
+    response: *mut mxl_http_response,
+    message: *const c_char,
+    message_len: usize,
+) {
+    guard_or((), || {
+        // SAFETY: the pointer the library passed to the running callback.
+        let Some(r) = (unsafe { response.as_mut() }) else {
+            return;
+        };
+        // SAFETY: the caller promises `message_len` readable bytes.
+        if let Ok(b) = unsafe { slice_arg(message.cast(), message_len, "message") } {
+            r.failure = Some(String::from_utf8_lossy(b).into_owned());
         }
     })
 }
@@ -281,15 +308,19 @@ pub unsafe extern "C" fn mxl_leave_room(
                 body,
                 body_len,
             };
-            let mut resp = mxl_http_response { answer: None };
+            let mut resp = mxl_http_response {
+                answer: None,
+                failure: None,
+            };
             // SAFETY: the host's transport with pointers valid for the call.
             let status = unsafe { send(t.userdata, &creq, &mut resp) };
-            match (status, resp.answer) {
-                (0, Some(a)) => Ok(a),
-                (0, None) => {
+            match (status, resp.answer, resp.failure) {
+                (0, Some(a), _) => Ok(a),
+                (0, None, _) => {
                     Err("the transport returned 0 without calling mxl_http_response_set".into())
                 }
-                (n, _) => Err(format!(
+                (_, _, Some(why)) => Err(why),
+                (n, _, None) => Err(format!(
                     "the transport could not reach the server (status {n})"
                 )),
             }

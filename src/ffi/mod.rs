@@ -35,6 +35,7 @@ use crate::version::RoomVersion;
 mod abi;
 pub mod crypto;
 pub mod leaving;
+pub mod plugin;
 pub mod resident;
 
 pub use abi::MXL_ABI_VERSION;

@@ -53,13 +53,7 @@ pub struct mxl_out {
     data: Option<Vec<u8>>,
 }
 
-/// Callback status: the answer was written with `mxl_out_set` (or, for `store_event`, the
-/// event was stored).
-pub const MXL_CB_OK: i32 = 0;
-/// Callback status: the thing asked for does not exist.
-pub const MXL_CB_NOT_FOUND: i32 = 1;
-/// Callback status: the host failed; the library answers `500 M_UNKNOWN`.
-pub const MXL_CB_ERROR: i32 = 2;
+pub use super::abi::{MXL_CB_ERROR, MXL_CB_NOT_FOUND, MXL_CB_OK};
 
 /// A lookup callback: answers `query` by calling `mxl_out_set(out, ...)` and returning
 /// `MXL_CB_OK`, or returns `MXL_CB_NOT_FOUND` or `MXL_CB_ERROR`.
@@ -164,6 +158,10 @@ impl CHost {
         let Some(f) = f else {
             return Err(Error::host(format!("the {name} callback is not set")));
         };
+        // No host can hold an ID with a NUL in it: such a thing does not exist.
+        if q.iter().flatten().any(|s| s.contains('\0')) {
+            return Ok(None);
+        }
         let owned: Vec<Option<CString>> = q
             .iter()
             .map(|s| s.map(cstring).transpose())
