@@ -17,9 +17,25 @@ RELEASE := $(TARGET_DIR)/release
 C_TEST_DIR := $(TARGET_DIR)/c-tests
 # System libraries the Rust standard library needs when linking the static library.
 STATIC_LIBS := -lpthread -ldl -lm
-C_FLAGS := -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude
+C_WARNINGS := -std=c11 -Wall -Wextra -Werror -pedantic
+C_FLAGS := $(C_WARNINGS) -Iinclude
 CXX_FLAGS := -x c++ -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude
-VALGRIND_FLAGS := -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect
+VALGRIND_FLAGS := --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect
+# The C example hosts (examples/c) and the C tests that share their in-memory room.
+ROOM_C := examples/c/room.c
+LINK_SHARED := -L$(RELEASE) -Wl,-rpath,$(RELEASE) -lmatrix_leave
+LINK_STATIC := $(RELEASE)/libmatrix_leave.a $(STATIC_LIBS)
+# The programs test-c runs under valgrind, with their arguments.
+VALGRIND_RUNS := c-shared host-shared host-static "plugin-host $(RELEASE)/libmatrix_leave.so" \
+	null-args-shared failing-callbacks-shared
+
+# `make install PREFIX=...`: the header, both libraries and a pkg-config file.
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
+PKG_PREFIX := $(C_TEST_DIR)/prefix
+PKG_CONFIG_TEST := PKG_CONFIG_PATH=$(PKG_PREFIX)/lib/pkgconfig pkg-config
 
 # The Python test directories: the binding's own tests and the Synapse interop tests.
 PY_TEST_DIRS := $(wildcard bindings/python/tests tests/python tests/interop)
@@ -30,7 +46,7 @@ VENV_STAMP := .venv/.mxl-installed
 # The steps of `test` must run in order, even under `make -j`.
 .NOTPARALLEL:
 
-.PHONY: all build header test test-rust test-c test-python venv oracle demo clean
+.PHONY: all build header install test test-rust test-c test-python venv oracle demo clean
 
 all: build
 
@@ -57,33 +73,104 @@ oracle:
 	python3 -c 'import sys; sys.path.insert(0, "tests/interop"); import synapse_harness as h; print(h.synapse_python(h.ensure_synapse_venv()))' > $(TARGET_DIR)/oracle/python
 	"$$(cat $(TARGET_DIR)/oracle/python)" tests/oracle/synapse_oracle.py --count 1200 --seed 7 -o $(ORACLE_FILE)
 
-# The committed header, included twice, compiled as C11 and as C++, linked against the
-# shared and the static library; the shared build also runs under valgrind when present.
+# Installs the header, libmatrix_leave.so and .a, and lib/pkgconfig/matrix_leave.pc, so that
+# `PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig pkg-config --cflags --libs matrix_leave` works.
+# DESTDIR stages the files; the .pc file names the final paths.
+install: build
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 include/matrix_leave.h $(DESTDIR)$(INCLUDEDIR)/matrix_leave.h
+	install -m 755 $(RELEASE)/libmatrix_leave.so $(DESTDIR)$(LIBDIR)/libmatrix_leave.so
+	install -m 644 $(RELEASE)/libmatrix_leave.a $(DESTDIR)$(LIBDIR)/libmatrix_leave.a
+	printf '%s\n' \
+		'libdir=$(abspath $(LIBDIR))' \
+		'includedir=$(abspath $(INCLUDEDIR))' \
+		'' \
+		'Name: matrix_leave' \
+		'Description: The Matrix federation leave handshake (make_leave and send_leave) for homeservers' \
+		'Version: $(VERSION)' \
+		'Libs: -L$${libdir} -lmatrix_leave' \
+		'Libs.private: $(STATIC_LIBS)' \
+		'Cflags: -I$${includedir}' \
+		> $(DESTDIR)$(LIBDIR)/pkgconfig/matrix_leave.pc
+
+# The C side, tested as C:
+# - header_twice.c: the committed header included twice, as C11 and as C++.
+# - examples/c/host.c (linked shared and static) and plugin_host.c (dlopen) answer the same
+#   requests and must print examples/c/expected_host.txt.
+# - tests/c/null_args.c: every export with each pointer argument NULL (the header's
+#   functions must all appear in it); tests/c/failing_callbacks.c: every callback failing at
+#   every call site.
+# - host.c built again through pkg-config against `make install` into a temporary prefix.
+# - valgrind over the programs: no error, no definite or indirect leak.
 test-c: build
 	mkdir -p $(C_TEST_DIR)
-	$(CC) $(C_FLAGS) tests/c/header_twice.c -o $(C_TEST_DIR)/c-shared \
-		-L$(RELEASE) -Wl,-rpath,$(RELEASE) -lmatrix_leave
-	$(CC) $(C_FLAGS) tests/c/header_twice.c -o $(C_TEST_DIR)/c-static \
-		$(RELEASE)/libmatrix_leave.a $(STATIC_LIBS)
-	$(CXX) $(CXX_FLAGS) tests/c/header_twice.c -x none -o $(C_TEST_DIR)/cxx-shared \
-		-L$(RELEASE) -Wl,-rpath,$(RELEASE) -lmatrix_leave
-	$(CXX) $(CXX_FLAGS) tests/c/header_twice.c -x none -o $(C_TEST_DIR)/cxx-static \
-		$(RELEASE)/libmatrix_leave.a $(STATIC_LIBS)
+	$(CC) $(C_FLAGS) tests/c/header_twice.c -o $(C_TEST_DIR)/c-shared $(LINK_SHARED)
+	$(CC) $(C_FLAGS) tests/c/header_twice.c -o $(C_TEST_DIR)/c-static $(LINK_STATIC)
+	$(CXX) $(CXX_FLAGS) tests/c/header_twice.c -x none -o $(C_TEST_DIR)/cxx-shared $(LINK_SHARED)
+	$(CXX) $(CXX_FLAGS) tests/c/header_twice.c -x none -o $(C_TEST_DIR)/cxx-static $(LINK_STATIC)
+	$(CC) $(C_FLAGS) examples/c/host.c $(ROOM_C) -o $(C_TEST_DIR)/host-shared $(LINK_SHARED)
+	$(CC) $(C_FLAGS) examples/c/host.c $(ROOM_C) -o $(C_TEST_DIR)/host-static $(LINK_STATIC)
+	$(CC) $(C_FLAGS) examples/c/plugin_host.c $(ROOM_C) -o $(C_TEST_DIR)/plugin-host -ldl
+	$(CC) $(C_FLAGS) tests/c/null_args.c -o $(C_TEST_DIR)/null-args-shared $(LINK_SHARED)
+	$(CC) $(C_FLAGS) tests/c/null_args.c -o $(C_TEST_DIR)/null-args-static $(LINK_STATIC)
+	$(CC) $(C_FLAGS) -Iexamples/c tests/c/failing_callbacks.c $(ROOM_C) \
+		-o $(C_TEST_DIR)/failing-callbacks-shared $(LINK_SHARED)
+	$(CC) $(C_FLAGS) -Iexamples/c tests/c/failing_callbacks.c $(ROOM_C) \
+		-o $(C_TEST_DIR)/failing-callbacks-static $(LINK_STATIC)
+	@if readelf -d $(C_TEST_DIR)/plugin-host | grep -q matrix_leave; then \
+		echo "test-c: plugin-host must load the library with dlopen, not link it"; exit 1; \
+	fi
 	$(C_TEST_DIR)/c-shared
 	$(C_TEST_DIR)/c-static
 	$(C_TEST_DIR)/cxx-shared
 	$(C_TEST_DIR)/cxx-static
-	@if command -v valgrind >/dev/null 2>&1; then \
-		echo "valgrind $(C_TEST_DIR)/c-shared"; \
-		valgrind $(VALGRIND_FLAGS) $(C_TEST_DIR)/c-shared; \
+	$(C_TEST_DIR)/host-shared > $(C_TEST_DIR)/host-shared.txt
+	diff -u examples/c/expected_host.txt $(C_TEST_DIR)/host-shared.txt
+	$(C_TEST_DIR)/host-static > $(C_TEST_DIR)/host-static.txt
+	diff -u examples/c/expected_host.txt $(C_TEST_DIR)/host-static.txt
+	$(C_TEST_DIR)/plugin-host $(RELEASE)/libmatrix_leave.so > $(C_TEST_DIR)/plugin-host.txt
+	diff -u examples/c/expected_host.txt $(C_TEST_DIR)/plugin-host.txt
+	@echo "test-c: host (shared, static) and plugin_host print examples/c/expected_host.txt"
+	@missing=""; \
+	for f in $$(sed -n 's/^[a-z].*[ *]\(mxl_[a-z0-9_]*\)(.*/\1/p' include/matrix_leave.h); do \
+		grep -q "\b$$f(" tests/c/null_args.c || missing="$$missing $$f"; \
+	done; \
+	if [ -n "$$missing" ]; then echo "test-c: tests/c/null_args.c never calls:$$missing"; exit 1; fi
+	$(C_TEST_DIR)/null-args-shared
+	$(C_TEST_DIR)/null-args-static
+	$(C_TEST_DIR)/failing-callbacks-shared
+	$(C_TEST_DIR)/failing-callbacks-static
+	@if command -v pkg-config >/dev/null 2>&1; then \
+		set -ex; \
+		rm -rf $(PKG_PREFIX); \
+		$(MAKE) --no-print-directory install PREFIX=$(PKG_PREFIX); \
+		test "$$($(PKG_CONFIG_TEST) --modversion matrix_leave)" = "$(VERSION)"; \
+		$(CC) $(C_WARNINGS) -Iexamples/c examples/c/host.c $(ROOM_C) -o $(C_TEST_DIR)/host-pkgconfig \
+			$$($(PKG_CONFIG_TEST) --cflags --libs matrix_leave) -Wl,-rpath,$(PKG_PREFIX)/lib; \
+		$(C_TEST_DIR)/host-pkgconfig > $(C_TEST_DIR)/host-pkgconfig.txt; \
+		diff -u examples/c/expected_host.txt $(C_TEST_DIR)/host-pkgconfig.txt; \
 	else \
-		echo "test-c: valgrind not installed, memory check skipped"; \
+		echo "test-c: SKIPPED the pkg-config build: pkg-config is not installed (.ci/run installs it)"; \
+	fi
+	@if command -v valgrind >/dev/null 2>&1; then \
+		for run in $(VALGRIND_RUNS); do \
+			name=$${run%% *}; \
+			echo "valgrind $(C_TEST_DIR)/$$run"; \
+			valgrind $(VALGRIND_FLAGS) --log-file=$(C_TEST_DIR)/$$name.valgrind \
+				$(C_TEST_DIR)/$$run > $(C_TEST_DIR)/$$name.valgrind-out \
+				|| { cat $(C_TEST_DIR)/$$name.valgrind; exit 1; }; \
+			grep -E 'ERROR SUMMARY|definitely lost|indirectly lost|no leaks are possible' \
+				$(C_TEST_DIR)/$$name.valgrind | sed 's/^==[0-9]*== */    /'; \
+		done; \
+		diff -u examples/c/expected_host.txt $(C_TEST_DIR)/host-shared.valgrind-out; \
+	else \
+		echo "test-c: SKIPPED the valgrind memory check: valgrind is not installed (.ci/run installs it)"; \
 	fi
 
 # ---- Python binding, reference homeserver and Synapse interop ---------------------------
 # The binding finds the library through MATRIX_LEAVE_LIBRARY.
 test-python: build venv
-	MATRIX_LEAVE_LIBRARY=$(RELEASE)/libmatrix_leave.so $(PYTHON) -m pytest -q $(PY_TEST_DIRS)
+	MXL_REQUIRE_INTEROP=1 MATRIX_LEAVE_LIBRARY=$(RELEASE)/libmatrix_leave.so $(PYTHON) -m pytest -q -rs $(PY_TEST_DIRS)
 
 # The end-to-end demo: two reference homeservers reject an invite over HTTPS on loopback.
 demo: build venv
