@@ -188,3 +188,24 @@ $(VENV_STAMP): bindings/python/pyproject.toml
 clean:
 	$(CARGO) clean
 	rm -rf .venv
+
+# ---- Benchmarks -----------------------------------------------------------------------------
+# Side by side with ruma, Synapse and the ed25519 floor (see benches/README.md). benches/ is a
+# package of its own (own Cargo.lock, not part of the crate's build), built into
+# $(TARGET_DIR)/bench-build. Synapse runs from its cached virtual environment (installed on
+# first use, as for `oracle`); without it the Synapse columns are left empty. The table is
+# printed and the same figures go to $(TARGET_DIR)/bench/summary.json.
+# BENCH_ARGS passes options to mxl-bench, e.g. BENCH_ARGS=--quick or BENCH_ARGS='--rounds 25'.
+BENCH_ARGS ?=
+BENCH_PYTHON ?= python3
+BENCH_DIR := $(TARGET_DIR)/bench
+
+.PHONY: bench
+bench: build
+	$(CARGO) build --release --locked --manifest-path benches/Cargo.toml --target-dir $(TARGET_DIR)/bench-build
+	mkdir -p $(BENCH_DIR)
+	python3 -c 'import sys; sys.path.insert(0, "tests/interop"); import synapse_harness as h; print(h.synapse_python(h.ensure_synapse_venv()))' > $(BENCH_DIR)/synapse-python \
+		|| { echo "bench: no Synapse virtual environment; the Synapse columns stay empty"; : > $(BENCH_DIR)/synapse-python; }
+	$(TARGET_DIR)/bench-build/release/mxl-bench run --out $(BENCH_DIR) \
+		--python $(BENCH_PYTHON) --lib $(RELEASE)/libmatrix_leave.so \
+		--synapse-python "$$(cat $(BENCH_DIR)/synapse-python)" $(BENCH_ARGS)

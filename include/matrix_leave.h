@@ -1599,7 +1599,8 @@ uint16_t mxl_response_status(const mxl_response *response);
 mxl_result mxl_response_code(const mxl_response *response);
 
 /**
- * The Matrix errcode of a refusal, or "" for a 200. Valid until the response is freed.
+ * The Matrix errcode of a refusal, or "" for a 200 or a NULL response. Valid until the
+ * response is freed.
  *
  * # Safety
  *
@@ -1609,7 +1610,8 @@ mxl_result mxl_response_code(const mxl_response *response);
 const char *mxl_response_errcode(const mxl_response *response);
 
 /**
- * The refusal's message, or "" for a 200. Valid until the response is freed.
+ * The refusal's message, or "" for a 200 or a NULL response. Valid until the response is
+ * freed.
  *
  * # Safety
  *

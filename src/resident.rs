@@ -629,14 +629,18 @@ impl Resident {
             Ok(by_key.get(&(ty.to_string(), sk.to_string())).cloned())
         })?;
 
-        // Against the current state: a failure here soft-fails the event.
-        let soft_failed = auth::check_leave(&stored, version, &mut |ty, sk| {
+        // Against the current state: a failure here soft-fails the event. A host that
+        // cannot answer is a failure of its own, not a soft fail.
+        let soft_failed = match auth::check_leave(&stored, version, &mut |ty, sk| {
             host.state_event(&room_id, ty, sk)
-        })
-        .is_err();
+        }) {
+            Ok(()) => false,
+            Err(e) if e.code == Code::HostFailure => return Err(e),
+            Err(_) => true,
+        };
 
-        host.store_event(&room_id, &event_id, &stored, soft_failed)?;
-
+        // Everything that can fail comes before the store, so a stored event is never
+        // answered with an error.
         let relay_to = if soft_failed {
             vec![]
         } else {
@@ -646,6 +650,7 @@ impl Resident {
             servers.dedup();
             servers
         };
+        host.store_event(&room_id, &event_id, &stored, soft_failed)?;
         Ok(Accepted {
             event_id,
             event: stored,

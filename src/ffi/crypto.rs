@@ -849,8 +849,8 @@ pub unsafe extern "C" fn mxl_xmatrix_parse(
 ) -> Code {
     guard(out_error, || {
         // SAFETY: the caller's contract covers every pointer.
-        let (header, out) =
-            unsafe { (str_arg(header, "header")?, out_arg(out_bytes, "out_bytes")?) };
+        let (out, header) =
+            unsafe { (out_arg(out_bytes, "out_bytes")?, str_arg(header, "header")?) };
 
         let parsed = xmatrix::parse(header)?;
         let mut fields = Object::new();

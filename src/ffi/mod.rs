@@ -108,12 +108,18 @@ thread_local! {
 /// stderr. The hook is wrapped once, process-wide, and stays silent only for panics raised
 /// inside an export; every other panic still reaches the hook that was installed before.
 fn catch_quietly<T>(body: impl FnOnce() -> T) -> std::thread::Result<T> {
+    type Hook = Box<dyn Fn(&panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
+    // The hook that was installed before, kept in a static so that the wrapper captures
+    // nothing and allocates nothing (unloading the library then leaks nothing).
+    static PREVIOUS: std::sync::OnceLock<Hook> = std::sync::OnceLock::new();
     static WRAP_HOOK: std::sync::Once = std::sync::Once::new();
     WRAP_HOOK.call_once(|| {
-        let previous = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
+        let _ = PREVIOUS.set(panic::take_hook());
+        panic::set_hook(Box::new(|info| {
             if !IN_EXPORT.with(|f| f.get()) {
-                previous(info);
+                if let Some(previous) = PREVIOUS.get() {
+                    previous(info);
+                }
             }
         }));
     });

@@ -445,6 +445,9 @@ pub unsafe extern "C" fn mxl_resident_new(
 ) -> Code {
     guard(out_error, || {
         // SAFETY: each pointer is checked; the caller's contract covers the rest.
+        if !out_resident.is_null() {
+            unsafe { out_resident.write(std::ptr::null_mut()) };
+        }
         let callbacks = unsafe { ref_arg(callbacks, "callbacks") }?;
         let host = CHost {
             cb: mxl_resident_callbacks { ..*callbacks },
@@ -629,7 +632,8 @@ pub unsafe extern "C" fn mxl_response_code(response: *const mxl_response) -> Cod
     })
 }
 
-/// The Matrix errcode of a refusal, or "" for a 200. Valid until the response is freed.
+/// The Matrix errcode of a refusal, or "" for a 200 or a NULL response. Valid until the
+/// response is freed.
 ///
 /// # Safety
 ///
@@ -638,12 +642,13 @@ pub unsafe extern "C" fn mxl_response_code(response: *const mxl_response) -> Cod
 #[no_mangle]
 pub unsafe extern "C" fn mxl_response_errcode(response: *const mxl_response) -> *const c_char {
     // SAFETY: NULL or a live response.
-    guard_or(std::ptr::null(), || {
-        unsafe { response.as_ref() }.map_or(std::ptr::null(), |r| r.errcode.as_ptr())
+    guard_or(c"".as_ptr(), || {
+        unsafe { response.as_ref() }.map_or(c"".as_ptr(), |r| r.errcode.as_ptr())
     })
 }
 
-/// The refusal's message, or "" for a 200. Valid until the response is freed.
+/// The refusal's message, or "" for a 200 or a NULL response. Valid until the response is
+/// freed.
 ///
 /// # Safety
 ///
@@ -652,8 +657,8 @@ pub unsafe extern "C" fn mxl_response_errcode(response: *const mxl_response) -> 
 #[no_mangle]
 pub unsafe extern "C" fn mxl_response_message(response: *const mxl_response) -> *const c_char {
     // SAFETY: NULL or a live response.
-    guard_or(std::ptr::null(), || {
-        unsafe { response.as_ref() }.map_or(std::ptr::null(), |r| r.message.as_ptr())
+    guard_or(c"".as_ptr(), || {
+        unsafe { response.as_ref() }.map_or(c"".as_ptr(), |r| r.message.as_ptr())
     })
 }
 
@@ -706,8 +711,8 @@ pub unsafe extern "C" fn mxl_response_accepted(response: *const mxl_response) ->
 #[no_mangle]
 pub unsafe extern "C" fn mxl_response_event_id(response: *const mxl_response) -> *const c_char {
     // SAFETY: NULL or a live response.
-    guard_or(std::ptr::null(), || {
-        unsafe { response.as_ref() }.map_or(std::ptr::null(), |r| r.event_id.as_ptr())
+    guard_or(c"".as_ptr(), || {
+        unsafe { response.as_ref() }.map_or(c"".as_ptr(), |r| r.event_id.as_ptr())
     })
 }
 
