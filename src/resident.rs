@@ -99,7 +99,13 @@ impl Default for ResidentOptions {
 pub struct Resident {
     server_name: String,
     options: ResidentOptions,
+    /// Serialises the last duplicate check and the store of the same event ID, so that two
+    /// threads receiving the same leave at once store it once. Striped by event ID.
+    store_locks: std::sync::Arc<[std::sync::Mutex<()>]>,
 }
+
+/// How many stripes the store locks have.
+const STORE_LOCK_STRIPES: usize = 64;
 
 /// Details of an accepted leave.
 #[derive(Clone, Debug, PartialEq)]
@@ -211,6 +217,9 @@ impl Resident {
         Resident {
             server_name: server_name.to_string(),
             options,
+            store_locks: (0..STORE_LOCK_STRIPES)
+                .map(|_| std::sync::Mutex::new(()))
+                .collect(),
         }
     }
 
@@ -650,6 +659,27 @@ impl Resident {
             servers.dedup();
             servers
         };
+        // The same leave may be arriving on another thread right now: check again, under
+        // this event ID's lock, that it is not stored yet, then store it.
+        let stripe = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            event_id.hash(&mut h);
+            (h.finish() as usize) % self.store_locks.len()
+        };
+        let _guard = self.store_locks[stripe]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if host.event(&room_id, &event_id)?.is_some() {
+            return Ok(Accepted {
+                event_id,
+                event: stored,
+                redacted: was_redacted,
+                soft_failed,
+                duplicate: true,
+                relay_to: vec![],
+            });
+        }
         host.store_event(&room_id, &event_id, &stored, soft_failed)?;
         Ok(Accepted {
             event_id,
