@@ -782,9 +782,10 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// The canonical form of a float tolerated in lenient mode: an integral value prints as an
-    /// integer; any other value prints as Python's `repr` would, which is what Synapse
-    /// signs for these older room versions.
+    /// The canonical form of a float tolerated in lenient mode: a value whose decimal text is
+    /// integral prints as that integer; otherwise the nearest double decides: an integral
+    /// double prints as its exact integer digits, any other as Python's `repr` would (what
+    /// Synapse signs for these older room versions). Printing it again gives the same text.
     fn lenient_float(
         &self,
         neg: bool,
@@ -831,6 +832,18 @@ impl<'a> Parser<'a> {
                 return Ok(Value::Int(i));
             }
             return Ok(Value::Number(s.into_boxed_str()));
+        }
+        if value == 0.0 {
+            return Ok(Value::Int(0));
+        }
+        if value.fract() == 0.0 {
+            // Integral once rounded to a double: print that double's exact digits, which read
+            // back as the same integer, so canonical output is a fixed point.
+            let digits = format!("{value:.0}");
+            return Ok(match digits.parse::<i64>() {
+                Ok(i) => Value::Int(i),
+                Err(_) => Value::Number(digits.into_boxed_str()),
+            });
         }
         Ok(Value::Number(python_float_repr(value).into_boxed_str()))
     }
