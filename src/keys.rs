@@ -8,7 +8,7 @@ use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine;
-use ed25519_dalek::{Signer, Verifier};
+use ed25519_dalek::Signer;
 
 use crate::error::{Code, Error};
 use crate::json::{Object, Value};
@@ -223,8 +223,10 @@ impl VerifyKey {
             .try_into()
             .map_err(|_| format!("the signature must be 64 bytes, got {}", sig.len()))?;
         let sig = ed25519_dalek::Signature::from_bytes(&sig);
+        // Strict verification refuses weak (small-order) keys and non-canonical signatures,
+        // as libsodium (and so Synapse) does.
         self.key
-            .verify(bytes, &sig)
+            .verify_strict(bytes, &sig)
             .map_err(|_| "the signature does not match".to_string())
     }
 }

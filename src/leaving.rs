@@ -106,9 +106,7 @@ pub fn complete_template(
         .and_then(Value::as_object)
         .ok_or_else(|| discard("event is missing or not an object"))?;
     let field = |k: &str| template.get(k).and_then(Value::as_str);
-    if field("room_id").is_some_and(|r| r != input.room_id)
-        || (field("room_id").is_none() && !version.room_id_from_create)
-    {
+    if field("room_id") != Some(input.room_id) {
         return Err(discard(format!("room_id is not {}", input.room_id)));
     }
     if field("sender") != Some(input.user_id) {

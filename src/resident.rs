@@ -518,12 +518,12 @@ impl Resident {
         }
         let redacted = event::redact(&pdu, version)?;
         let signed_bytes = keys::signing_bytes(&redacted)?;
+        let reference: [u8; 32] = sha2::Digest::finalize(
+            <sha2::Sha256 as sha2::Digest>::new_with_prefix(&signed_bytes),
+        )
+        .into();
         let event_id = if version.event_id_is_hash() {
-            let hash: [u8; 32] = sha2::Digest::finalize(
-                <sha2::Sha256 as sha2::Digest>::new_with_prefix(&signed_bytes),
-            )
-            .into();
-            event::event_id_from_hash(&hash, version).unwrap_or_default()
+            event::event_id_from_hash(&reference, version).unwrap_or_default()
         } else {
             event::event_id(&pdu, version)?
         };
@@ -569,8 +569,11 @@ impl Resident {
         }
         self.check_acl(host, &room_id, origin)?;
 
-        // A leave the host already stored is answered again without any further work.
-        if host.event(&room_id, &event_id)?.is_some() {
+        // A leave the host already stored is answered again without any further work. Only
+        // where the ID is the event's hash (versions 3+) does a known ID prove the same
+        // event; in versions 1 and 2 the sender writes the ID, so this check waits until the
+        // signatures have been verified (below).
+        if version.event_id_is_hash() && host.event(&room_id, &event_id)?.is_some() {
             host.log(
                 LogLevel::Debug,
                 &format!("send_leave: {event_id} is already stored"),
@@ -599,7 +602,13 @@ impl Resident {
         if let Some(e) = check.signature_error {
             return Err(invalid(format!("signature check failed: {}", e.message)));
         }
+        // `unsigned` is the sender's say alone (no hash or signature covers it): it is not
+        // kept.
         let (stored, was_redacted) = if check.content_hash_valid {
+            let mut pdu = pdu;
+            if let Some(obj) = pdu.as_object_mut() {
+                obj.remove("unsigned");
+            }
             (pdu, false)
         } else {
             host.log(
@@ -670,7 +679,15 @@ impl Resident {
         let _guard = self.store_locks[stripe]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if host.event(&room_id, &event_id)?.is_some() {
+        if let Some(existing) = host.event(&room_id, &event_id)? {
+            // In versions 1 and 2 an ID the sender chose may already name another event.
+            if !version.event_id_is_hash()
+                && event::reference_hash(&existing, version)? != reference
+            {
+                return Err(invalid(format!(
+                    "event_id {event_id} already names a different event in room {room_id}"
+                )));
+            }
             return Ok(Accepted {
                 event_id,
                 event: stored,

@@ -665,3 +665,67 @@ fn make_leave_template_shape_per_version() {
         assert_eq!(r.status, 200, "{room}");
     }
 }
+
+#[test]
+fn v1_event_id_of_an_existing_event_is_no_shortcut_past_the_signatures() {
+    // In room versions 1 and 2 the sender writes the event ID. Naming an event the room
+    // already has must not make an unsigned leave look like a stored duplicate.
+    let file = load("leave_auth.json");
+    let host = vector_host(&file, "v1/invited");
+    let room = &file["rooms"]["v1/invited"];
+    let room_id = room["room_id"].as_str().unwrap();
+    let existing = room["events"][1]["event_id"].as_str().unwrap();
+    let case = cases(&file)
+        .iter()
+        .find(|c| {
+            c["input"]["room"] == "v1/invited" && c["expected"]["send_leave"]["verdict"] == "accept"
+        })
+        .unwrap();
+    let mut ev = case["input"]["event"].clone();
+    ev["event_id"] = serde_json::Value::from(existing);
+    ev["signatures"] = serde_json::json!({});
+    let resident = Resident::new("resident.example", ResidentOptions::default());
+    let encoded = existing.replace('$', "%24").replace(':', "%3A");
+    let r = resident.send_leave(
+        &host,
+        room_id,
+        &encoded,
+        &ours(&ev).to_canonical(),
+        "remote.example",
+        SendLeaveApi::V2,
+    );
+    assert_eq!(
+        (r.status, r.error.map(|e| e.errcode())),
+        (400, Some("M_INVALID_PARAM"))
+    );
+    assert!(host.stored.borrow().is_empty());
+}
+
+#[test]
+fn unsigned_from_the_sender_is_not_stored() {
+    let file = load("leave_auth.json");
+    let case = cases(&file)
+        .iter()
+        .find(|c| c["name"] == "v10_self_leave_prior_invite")
+        .unwrap();
+    let host = vector_host(&file, "v10/invited");
+    let resident = Resident::new("resident.example", ResidentOptions::default());
+    let mut ev = case["input"]["event"].clone();
+    // `unsigned` is covered by neither the hash nor the signature.
+    ev["unsigned"] =
+        serde_json::json!({"age": -5, "redacted_because": {"type": "m.room.redaction"}});
+    let req = &case["input"]["request"];
+    let r = resident.send_leave(
+        &host,
+        req["path_room_id"].as_str().unwrap(),
+        req["path_event_id"].as_str().unwrap(),
+        &ours(&ev).to_canonical(),
+        "remote.example",
+        SendLeaveApi::V2,
+    );
+    assert_eq!(r.status, 200, "{:?}", r.error);
+    let stored = host.stored.borrow();
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].1.get("unsigned").is_none());
+    assert_eq!(theirs(&stored[0].1), case["input"]["event"]);
+}

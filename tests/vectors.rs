@@ -555,3 +555,22 @@ fn spec_printed_seed_is_accepted() {
         "XGX0JRS2Af3be3knz2fBiRbApjm2Dh61gXDJA8kcJNI"
     );
 }
+
+#[test]
+fn small_order_key_and_signature_are_refused() {
+    // The identity point as a public key, with the identity point as R and S = 0: a
+    // "signature" valid for every message under cofactorless, non-strict checking. libsodium
+    // (and so Synapse) refuses it; so must we.
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let key = VerifyKey::from_b64(&keys::b64_encode(&identity));
+    let Ok(key) = key else {
+        return; // refusing the key outright is also a refusal
+    };
+    let mut sig = [0u8; 64];
+    sig[0] = 1;
+    let obj = Value::parse_strict(r#"{"a":1}"#).unwrap();
+    assert!(key
+        .verify(&keys::signing_bytes(&obj).unwrap(), &keys::b64_encode(&sig))
+        .is_err());
+}

@@ -225,6 +225,16 @@ impl CHost {
     }
 }
 
+/// An event from a callback must be a JSON object.
+fn require_object(name: &str, ev: Option<Value>) -> Result<Option<Value>, Error> {
+    match ev {
+        Some(v) if v.as_object().is_none() => {
+            Err(malformed(name, "the event is not a JSON object"))
+        }
+        other => Ok(other),
+    }
+}
+
 fn malformed(name: &str, what: &str) -> Error {
     Error::host(format!(
         "the {name} callback returned malformed data: {what}"
@@ -243,19 +253,21 @@ impl ResidentHost for CHost {
     }
 
     fn state_event(&self, room_id: &str, ty: &str, sk: &str) -> Result<Option<Value>, Error> {
-        self.lookup_json(
+        let ev = self.lookup_json(
             "state_event",
             self.cb.state_event,
             [Some(room_id), Some(ty), Some(sk), None, None],
-        )
+        )?;
+        require_object("state_event", ev)
     }
 
     fn event(&self, room_id: &str, event_id: &str) -> Result<Option<Value>, Error> {
-        self.lookup_json(
+        let ev = self.lookup_json(
             "get_event",
             self.cb.get_event,
             [Some(room_id), None, None, Some(event_id), None],
-        )
+        )?;
+        require_object("get_event", ev)
     }
 
     fn forward_extremities(&self, room_id: &str) -> Result<Vec<(String, i64)>, Error> {
