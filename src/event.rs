@@ -137,10 +137,44 @@ fn redact_content(event_type: &str, content: &Object, v: &RoomVersion) -> Object
 }
 
 /// Canonical bytes of the redacted event without `signatures` and `unsigned`: both what the
-/// origin signs and what the reference hash covers.
+/// origin signs and what the reference hash covers. Written straight from the event, without
+/// building the redacted copy.
 pub fn redacted_signing_bytes(event: &Value, version: &RoomVersion) -> Result<Vec<u8>, Error> {
-    let redacted = redact(event, version)?;
-    keys::signing_bytes(&redacted)
+    let obj = as_event(event)?;
+    if !obj.contains_key("content") {
+        // Redaction adds an empty content; take the long way for such an event.
+        return keys::signing_bytes(&redact(event, version)?);
+    }
+    let event_type = obj.get("type").and_then(Value::as_str).unwrap_or("");
+    let mut out = Vec::with_capacity(1024);
+    out.push(b'{');
+    let mut first = true;
+    for (k, v) in obj {
+        let keep = KEEP_ALWAYS.contains(&k.as_str())
+            || (!version.redaction_v11 && KEEP_BEFORE_V11.contains(&k.as_str()));
+        if !keep || k == "signatures" {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        crate::json::write_string_to(k, &mut out);
+        out.push(b':');
+        if k == "content" {
+            match v.as_object() {
+                Some(c) => {
+                    let kept = redact_content(event_type, c, version);
+                    crate::json::write_object(kept.iter(), &mut out);
+                }
+                None => out.extend_from_slice(b"{}"),
+            }
+        } else {
+            v.write_canonical(&mut out);
+        }
+    }
+    out.push(b'}');
+    Ok(out)
 }
 
 /// The SHA-256 reference hash of an event.
@@ -308,15 +342,13 @@ pub fn verify_event(
     version: &RoomVersion,
     keys_for: &mut dyn FnMut(&str) -> Result<Vec<ServerKey>, Error>,
 ) -> Result<EventCheck, Error> {
-    let redacted = redact(event, version)?;
-    let signed = keys::signing_bytes(&redacted)?;
-    verify_event_with(event, &redacted, &signed, version, keys_for)
+    let signed = redacted_signing_bytes(event, version)?;
+    verify_event_with(event, &signed, version, keys_for)
 }
 
-/// [`verify_event`] with the redacted copy and its signing bytes already computed.
+/// [`verify_event`] with the redacted signing bytes already computed.
 pub(crate) fn verify_event_with(
     event: &Value,
-    redacted: &Value,
     signed: &[u8],
     version: &RoomVersion,
     keys_for: &mut dyn FnMut(&str) -> Result<Vec<ServerKey>, Error>,
@@ -352,11 +384,16 @@ pub(crate) fn verify_event_with(
         .and_then(keys::b64_decode);
     let content_hash_valid = claimed.as_deref() == Some(&computed[..]);
     let signature_valid = signature_error.is_none();
+    let redacted = if signature_valid && !content_hash_valid {
+        Some(redact(event, version)?)
+    } else {
+        None
+    };
     Ok(EventCheck {
         signature_valid,
         content_hash_valid,
         computed_content_hash: keys::b64_encode(&computed),
-        redacted: (signature_valid && !content_hash_valid).then(|| redacted.clone()),
+        redacted,
         signature_error,
     })
 }

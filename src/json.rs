@@ -153,9 +153,12 @@ impl From<JsonError> for Error {
 impl Value {
     /// Parses raw bytes, judging numbers by `mode`.
     pub fn parse(bytes: &[u8], mode: Mode) -> Result<Value, JsonError> {
-        let text = match std::str::from_utf8(bytes) {
+        // SIMD validation where the CPU has it; the slower standard check only runs to
+        // locate the first bad byte of invalid input.
+        let text = match simdutf8::basic::from_utf8(bytes).map_err(|_| std::str::from_utf8(bytes)) {
             Ok(t) => t,
-            Err(e) => {
+            Err(Ok(t)) => t,
+            Err(Err(e)) => {
                 return Err(JsonError {
                     kind: JsonErrorKind::InvalidUtf8,
                     path: String::new(),
@@ -165,6 +168,7 @@ impl Value {
             }
         };
         let mut p = Parser {
+            text,
             src: text.as_bytes(),
             pos: 0,
             mode,
@@ -375,42 +379,65 @@ fn itoa_buf(i: i64) -> Vec<u8> {
     i.to_string().into_bytes()
 }
 
+/// Appends a string in canonical form (quoted and escaped).
+pub(crate) fn write_string_to(s: &str, out: &mut Vec<u8>) {
+    write_string(s, out)
+}
+
 fn write_string(s: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            0x08 => b"\\b",
-            0x09 => b"\\t",
-            0x0a => b"\\n",
-            0x0c => b"\\f",
-            0x0d => b"\\r",
-            0x00..=0x1f => &[],
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        if esc.is_empty() {
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[(b >> 4) as usize]);
-            out.push(HEX[(b & 0xf) as usize]);
-        } else {
-            out.extend_from_slice(esc);
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if !STRING_STOP[b as usize] {
+            i += 1;
+            continue;
         }
-        start = i + 1;
+        out.extend_from_slice(&bytes[start..i]);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x09 => out.extend_from_slice(b"\\t"),
+            0x0a => out.extend_from_slice(b"\\n"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            0x0d => out.extend_from_slice(b"\\r"),
+            _ => {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 0xf) as usize]);
+            }
+        }
+        i += 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
 
 struct Parser<'a> {
+    /// The input, already known to be UTF-8.
+    text: &'a str,
     src: &'a [u8],
     pos: usize,
     mode: Mode,
 }
+
+/// Bytes that end a plain run inside a string: `"`, `\` and the control characters.
+static STRING_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
 
 /// Adds one path segment in front of an error's path while the error unwinds.
 fn under(mut e: JsonError, seg: PathSeg<'_>) -> JsonError {
@@ -579,41 +606,41 @@ impl<'a> Parser<'a> {
         Ok(v)
     }
 
+    /// Advances over plain string bytes to the next `"`, `\\` or control character.
+    fn skip_plain(&mut self) {
+        let rest = &self.src[self.pos..];
+        let n = rest
+            .iter()
+            .position(|&b| STRING_STOP[b as usize])
+            .unwrap_or(rest.len());
+        self.pos += n;
+    }
+
     fn string(&mut self) -> Result<String, JsonError> {
         self.pos += 1;
-        let start = self.pos;
-        // Fast path: no escapes.
-        while let Some(&b) = self.src.get(self.pos) {
-            match b {
-                b'"' => {
-                    let s = &self.src[start..self.pos];
-                    self.pos += 1;
-                    // The input was validated as UTF-8 and we stopped at an ASCII quote.
-                    return Ok(String::from_utf8_lossy(s).into_owned());
-                }
-                b'\\' => break,
-                0x00..=0x1f => {
-                    return Err(self.err(
-                        JsonErrorKind::InvalidJson,
-                        "raw control character in a string",
-                    ))
-                }
-                _ => self.pos += 1,
-            }
+        let mut run = self.pos;
+        self.skip_plain();
+        // Fast path: no escapes. Runs start and end at ASCII bytes, so they are whole
+        // characters of the already validated text.
+        if self.peek() == Some(b'"') {
+            let s = self.text[run..self.pos].to_string();
+            self.pos += 1;
+            return Ok(s);
         }
-        let mut out: Vec<u8> = self.src[start..self.pos].to_vec();
+        let mut out = String::with_capacity(self.pos - run + 16);
         loop {
-            let Some(&b) = self.src.get(self.pos) else {
+            out.push_str(&self.text[run..self.pos]);
+            let Some(b) = self.peek() else {
                 return Err(self.err(JsonErrorKind::InvalidJson, "unterminated string"));
             };
             match b {
                 b'"' => {
                     self.pos += 1;
-                    return Ok(String::from_utf8(out).unwrap_or_default());
+                    return Ok(out);
                 }
                 b'\\' => {
                     self.pos += 1;
-                    let Some(&e) = self.src.get(self.pos) else {
+                    let Some(e) = self.peek() else {
                         return Err(self.err(JsonErrorKind::InvalidJson, "unterminated string"));
                     };
                     self.pos += 1;
@@ -632,20 +659,17 @@ impl<'a> Parser<'a> {
                             return Err(self.err(JsonErrorKind::InvalidJson, "unknown escape"));
                         }
                     };
-                    let mut buf = [0u8; 4];
-                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                    out.push(c);
                 }
-                0x00..=0x1f => {
+                _ => {
                     return Err(self.err(
                         JsonErrorKind::InvalidJson,
                         "raw control character in a string",
                     ))
                 }
-                _ => {
-                    out.push(b);
-                    self.pos += 1;
-                }
             }
+            run = self.pos;
+            self.skip_plain();
         }
     }
 

@@ -516,8 +516,7 @@ impl Resident {
                 "room_id {body_room:?} in the event does not match the room {room_id:?} in the path"
             )));
         }
-        let redacted = event::redact(&pdu, version)?;
-        let signed_bytes = keys::signing_bytes(&redacted)?;
+        let signed_bytes = event::redacted_signing_bytes(&pdu, version)?;
         let reference: [u8; 32] = sha2::Digest::finalize(
             <sha2::Sha256 as sha2::Digest>::new_with_prefix(&signed_bytes),
         )
@@ -592,7 +591,7 @@ impl Resident {
         // server), then the content hash.
         // A key's validity counts for at most a week past now, whatever it claims.
         let cap = host.now_ms().saturating_add(MAX_KEY_VALIDITY_MS);
-        let check = event::verify_event_with(&pdu, &redacted, &signed_bytes, version, &mut |s| {
+        let check = event::verify_event_with(&pdu, &signed_bytes, version, &mut |s| {
             let mut keys = host.server_keys(s)?;
             for k in &mut keys {
                 k.valid_until_ts = k.valid_until_ts.map(|v| v.min(cap));
@@ -617,6 +616,10 @@ impl Resident {
                     "send_leave: {event_id} has a wrong content hash; using its redacted copy"
                 ),
             );
+            let redacted = check
+                .redacted
+                .clone()
+                .map_or_else(|| event::redact(&pdu, version), Ok)?;
             (redacted, true)
         };
 
