@@ -5,6 +5,7 @@
 //! paragraph with the room versions it applies to; the differences come from the
 //! [`RoomVersion`] table.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::error::Error;
@@ -14,8 +15,11 @@ use crate::version::RoomVersion;
 /// A state key: `(event type, state_key)`.
 pub type StateKey = (String, String);
 
-/// Looks up a state event by type and state key.
-pub type StateLookup<'a> = dyn FnMut(&str, &str) -> Result<Option<Value>, Error> + 'a;
+/// Looks up a state event by type and state key; the event may be borrowed (`'s`) or owned.
+pub type StateLookup<'a, 's> = dyn FnMut(&str, &str) -> Result<Option<Cow<'s, Value>>, Error> + 'a;
+
+/// Auth events by `(type, state_key)`, borrowed from the fetched events.
+pub type AuthMap<'e> = HashMap<(&'e str, &'e str), &'e Value>;
 
 fn forbidden(why: impl Into<String>) -> Error {
     Error::forbidden(format!("leave event was rejected: {}", why.into()))
@@ -45,12 +49,12 @@ pub fn leave_auth_selection(sender: &str, target: &str, version: &RoomVersion) -
 /// selection the algorithm allows: each from this room, none twice for the same state key,
 /// none of a type or state key outside the selection, the create event present in versions
 /// 1 to 11 and absent in version 12. Returns them keyed by state key.
-pub fn check_auth_events(
+pub fn check_auth_events<'e>(
     event: &Value,
-    auth_events: &[(String, Value)],
+    auth_events: &'e [(String, Value)],
     room_id: &str,
     version: &RoomVersion,
-) -> Result<HashMap<StateKey, Value>, Error> {
+) -> Result<AuthMap<'e>, Error> {
     let sender = event.get("sender").and_then(Value::as_str).unwrap_or("");
     let target = event.get("state_key").and_then(Value::as_str).unwrap_or("");
     let allowed = leave_auth_selection(sender, target, version);
@@ -73,21 +77,18 @@ pub fn check_auth_events(
                 version.id
             )));
         }
-        let key = (ty.to_string(), sk.to_string());
-        if !allowed.contains(&key) {
+        if !allowed.iter().any(|(t, k)| t == ty && k == sk) {
             return Err(forbidden(format!(
                 "auth event {id} ({ty}, {sk:?}) is not one the auth-events selection allows for a leave"
             )));
         }
-        if map.insert(key, ev.clone()).is_some() {
+        if map.insert((ty, sk), ev).is_some() {
             return Err(forbidden(format!(
                 "auth_events lists two events for ({ty}, {sk:?})"
             )));
         }
     }
-    if version.create_in_auth_events
-        && !map.contains_key(&("m.room.create".to_string(), String::new()))
-    {
+    if version.create_in_auth_events && !map.contains_key(&("m.room.create", "")) {
         return Err(forbidden("no m.room.create event in auth_events"));
     }
     Ok(map)
@@ -188,10 +189,10 @@ fn membership_of(member_event: Option<&Value>) -> &str {
 
 /// Applies the auth rules for an `m.room.member` event with `membership: leave`, against the
 /// state given by `state` (the event's auth events, or the room's current state).
-pub fn check_leave(
+pub fn check_leave<'s>(
     event: &Value,
     version: &RoomVersion,
-    state: &mut StateLookup<'_>,
+    state: &mut StateLookup<'_, 's>,
 ) -> Result<(), Error> {
     let sender = event.get("sender").and_then(Value::as_str).unwrap_or("");
     let target = event
@@ -233,7 +234,7 @@ pub fn check_leave(
     }
 
     let sender_member = state("m.room.member", sender)?;
-    let sender_membership = membership_of(sender_member.as_ref());
+    let sender_membership = membership_of(sender_member.as_deref());
 
     // Leave rule 1 (all versions): a user may leave by themself only from invite or join,
     // and from knock in versions 7 and later.
@@ -256,13 +257,13 @@ pub fn check_leave(
         )));
     }
     let pl_event = state("m.room.power_levels", "")?;
-    let pls = PowerLevels::new(pl_event.as_ref(), Some(&create), version);
+    let pls = PowerLevels::new(pl_event.as_deref(), Some(&create), version);
     let target_member = state("m.room.member", target)?;
     let sender_pl = pls.user(sender);
     let target_pl = pls.user(target);
 
     // Leave rule 3: unbanning needs the ban level.
-    if membership_of(target_member.as_ref()) == "ban" && sender_pl < pls.ban {
+    if membership_of(target_member.as_deref()) == "ban" && sender_pl < pls.ban {
         return Err(forbidden(format!("{sender} may not unban {target}")));
     }
     // Leave rule 4: a kick needs the kick level and a higher level than the target.

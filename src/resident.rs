@@ -5,6 +5,8 @@
 //! status and a JSON body, ready to send; an accepted leave also says what was stored and
 //! where to relay it.
 
+use std::borrow::Cow;
+
 use crate::acl;
 use crate::auth;
 use crate::error::{Code, Error};
@@ -644,16 +646,16 @@ impl Resident {
         auth::check_leave(&stored, version, &mut |ty, sk| {
             if ty == "m.room.create" {
                 if let Some(c) = &create_v12 {
-                    return Ok(Some(c.clone()));
+                    return Ok(Some(Cow::Borrowed(c)));
                 }
             }
-            Ok(by_key.get(&(ty.to_string(), sk.to_string())).cloned())
+            Ok(by_key.get(&(ty, sk)).map(|v| Cow::Borrowed(*v)))
         })?;
 
         // Against the current state: a failure here soft-fails the event. A host that
         // cannot answer is a failure of its own, not a soft fail.
         let soft_failed = match auth::check_leave(&stored, version, &mut |ty, sk| {
-            host.state_event(&room_id, ty, sk)
+            Ok(host.state_event(&room_id, ty, sk)?.map(Cow::Owned))
         }) {
             Ok(()) => false,
             Err(e) if e.code == Code::HostFailure => return Err(e),
