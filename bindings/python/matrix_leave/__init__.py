@@ -4,9 +4,15 @@ authentication, over the library's C ABI with :mod:`ctypes`.
 
 The native library is found, on first use, through ``$MATRIX_LEAVE_LIBRARY``, else a copy
 installed inside this package, else ``target/release`` of the enclosing Cargo checkout.
+
+The library's log records (refusals at warning level) go to the ``matrix_leave`` logger of
+:mod:`logging`, which has a :class:`logging.NullHandler`: nothing is printed unless the
+application configures logging.
 """
 
 from __future__ import annotations
+
+import logging as _logging
 
 from . import _native
 from ._errors import HandleClosedError, LibraryLoadError, MatrixError, ResultCode
@@ -50,6 +56,10 @@ from .resident import (
 )
 
 __version__ = "0.1.0"
+
+# A library does not print: without this, Python's last-resort handler would write every
+# refusal (a warning) to stderr when the application has not configured logging.
+_logging.getLogger("matrix_leave").addHandler(_logging.NullHandler())
 
 __all__ = [
     "AcceptedLeave",

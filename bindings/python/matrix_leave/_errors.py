@@ -80,22 +80,36 @@ class LibraryLoadError(ImportError):
     """The native library could not be found or loaded.
 
     Attributes:
-        attempts: every path tried, each with the reason it failed.
+        attempts: every place looked at, each with the reason it gave no library: the
+            paths tried, the in-package copy that is not there, the checkout search that
+            found none.
     """
 
     attempts: list[tuple[str, str]]
 
-    def __init__(self, attempts: Sequence[tuple[str, str]]) -> None:
-        """Builds a message listing each path tried and why it failed."""
+    def __init__(self, attempts: Sequence[tuple[str, str]], explicit: bool = False) -> None:
+        """Builds a message listing each place looked at, why it failed, and how to fix it.
+
+        `explicit` says MATRIX_LEAVE_LIBRARY was set (so it was the only path tried).
+        """
         self.attempts = list(attempts)
-        lines = ["could not load the matrix-leave library; tried:"]
+        lines = ["could not load the matrix-leave native library; looked at:"]
         lines += [f"  {path}: {why}" for path, why in self.attempts]
         if not self.attempts:
             lines.append("  (no candidate path)")
-        lines.append(
-            "Build it with `cargo build --release` in the checkout, or point "
-            "MATRIX_LEAVE_LIBRARY at libmatrix_leave.so."
-        )
+        if explicit:
+            lines.append(
+                "MATRIX_LEAVE_LIBRARY is set, so only that path was tried: point it at a "
+                "libmatrix_leave.so built with `cargo build --release`, or unset it."
+            )
+        else:
+            lines += [
+                "To fix it, either:",
+                "  - set MATRIX_LEAVE_LIBRARY to the path of libmatrix_leave.so, or",
+                "  - in a checkout of matrix-leave, run `cargo build --release` and then "
+                "`pip install -e bindings/python` (an editable install finds "
+                "target/release/libmatrix_leave.so).",
+            ]
         super().__init__("\n".join(lines))
 
 

@@ -389,6 +389,39 @@ def _is_our_crate(cargo_toml: Path) -> bool:
     return _CRATE_NAME.search(section) is not None
 
 
+def _search(
+    package_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The library files to try, in order, and the places looked at that gave no candidate,
+    each with the reason (for the error message when nothing loads)."""
+    env = os.environ if environ is None else environ
+    explicit = env.get(LIBRARY_ENV)
+    if explicit:
+        return [Path(explicit)], []
+    here = Path(__file__).resolve().parent if package_dir is None else package_dir
+    name = library_file_name()
+    out: list[Path] = []
+    notes: list[tuple[str, str]] = []
+    bundled = here / name
+    if bundled.exists():
+        out.append(bundled)
+    else:
+        notes.append((str(bundled), "no such file (no copy of the library was installed with the package)"))
+    for directory in [here, *here.parents]:
+        if _is_our_crate(directory / "Cargo.toml"):
+            out.append(directory / "target" / "release" / name)
+            break
+    else:
+        notes.append(
+            (
+                f"a matrix-leave checkout enclosing {here}",
+                "none found (no directory from there up has a Cargo.toml of the crate matrix-leave)",
+            )
+        )
+    return out, notes
+
+
 def candidate_paths(
     package_dir: Path | None = None,
     environ: Mapping[str, str] | None = None,
@@ -401,21 +434,7 @@ def candidate_paths(
     3. ``target/release/<lib>`` of the nearest enclosing checkout: the first directory,
        walking up from the package, whose ``Cargo.toml`` names the crate ``matrix-leave``.
     """
-    env = os.environ if environ is None else environ
-    explicit = env.get(LIBRARY_ENV)
-    if explicit:
-        return [Path(explicit)]
-    here = Path(__file__).resolve().parent if package_dir is None else package_dir
-    name = library_file_name()
-    out: list[Path] = []
-    bundled = here / name
-    if bundled.exists():
-        out.append(bundled)
-    for directory in [here, *here.parents]:
-        if _is_our_crate(directory / "Cargo.toml"):
-            out.append(directory / "target" / "release" / name)
-            break
-    return out
+    return _search(package_dir, environ)[0]
 
 
 def _declare(cdll: ctypes.CDLL) -> None:
@@ -459,10 +478,13 @@ def lib() -> Any:
     with _lock:
         if _lib is not None:
             return _lib
-        attempts: list[tuple[str, str]] = []
-        for path in candidate_paths():
+        candidates, attempts = _search()
+        for path in candidates:
             if not path.exists():
-                attempts.append((str(path), "no such file"))
+                reason = "no such file"
+                if path.parent.name == "release" and path.parent.parent.name == "target":
+                    reason += f" (run `cargo build --release` in {path.parent.parent.parent})"
+                attempts.append((str(path), reason))
                 continue
             try:
                 loaded = _load(path)
@@ -471,7 +493,7 @@ def lib() -> Any:
                 continue
             _lib, _lib_path = loaded, path
             return loaded
-        raise LibraryLoadError(attempts)
+        raise LibraryLoadError(attempts, explicit=bool(os.environ.get(LIBRARY_ENV)))
 
 
 def library_path() -> Path:

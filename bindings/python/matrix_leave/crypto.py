@@ -265,6 +265,46 @@ class SigningKey(Handle):
         return f"<SigningKey {self._key_id} {self._public_key}>"
 
 
+def _require_signing_key(key: Any, name: str = "key") -> SigningKey:
+    """Returns `key` if it is a :class:`SigningKey`.
+
+    Raises:
+        TypeError: naming the argument, for anything else (a seed, a key ID, None).
+    """
+    if not isinstance(key, SigningKey):
+        raise TypeError(
+            f"{name} must be a SigningKey (SigningKey.from_seed(...) or SigningKey.generate(...)), "
+            f"not {type(key).__name__}"
+        )
+    return key
+
+
+def _key_set(value: Any, name: str) -> Dict[str, Any]:
+    """One server's verify keys as a plain dict, ready for JSON: ``{key_id: base64}`` or
+    ``{key_id: {"key": base64, ...}}``.
+
+    Raises:
+        TypeError: naming the argument (or the entry) that is not a mapping of str to a
+            str or a mapping.
+    """
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a mapping of key IDs to public keys, not {type(value).__name__}")
+    out: Dict[str, Any] = {}
+    for key_id, entry in value.items():
+        if not isinstance(key_id, str):
+            raise TypeError(f"{name} must have str key IDs, not {type(key_id).__name__}")
+        if isinstance(entry, str):
+            out[key_id] = entry
+        elif isinstance(entry, Mapping):
+            out[key_id] = dict(entry)
+        else:
+            raise TypeError(
+                f"{name}[{key_id!r}] must be a base64 str or a mapping with 'key', "
+                f"not {type(entry).__name__}"
+            )
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # JSON and event signatures
 # ---------------------------------------------------------------------------------------------
@@ -280,9 +320,10 @@ def verify_json(value: JsonObject, server_name: str, verify_keys: VerifyKeys) ->
     Raises:
         MatrixError: M_INVALID_PARAM (code BAD_SIGNATURE) when the signature is missing or
             wrong; M_BAD_JSON; M_INVALID_PARAM for a bad key set.
+        TypeError: `verify_keys` is not a mapping (of str to a str or a mapping).
     """
     data = json_object(value, "value")
-    keys = dumps(dict(verify_keys), "verify_keys")
+    keys = dumps(_key_set(verify_keys, "verify_keys"), "verify_keys")
     lib = _native.lib()
     err = _native.ErrorPtr()
     code = lib.mxl_verify_json(data, len(data), cstr(server_name, "server_name"), keys, len(keys), ctypes.byref(err))
@@ -295,7 +336,10 @@ def sign_event(event: JsonObject, room_version: str, server_name: str, key: Sign
 
     Raises:
         MatrixError: M_BAD_JSON or M_UNSUPPORTED_ROOM_VERSION.
+        TypeError: `key` is not a :class:`SigningKey`, or another argument has the wrong
+            type.
     """
+    _require_signing_key(key)
     data = json_object(event, "event")
     version = cstr(room_version, "room_version")
     name = cstr(server_name, "server_name")
@@ -339,10 +383,20 @@ def verify_event(
     Raises:
         MatrixError: only when the event cannot be checked at all (M_BAD_JSON, a bad key
             set, an unknown room version). A bad signature is a result, not an error.
+        TypeError: `keys` is not a mapping of server names to mappings of verify keys.
     """
     data = json_object(event, "event")
     version = cstr(room_version, "room_version")
-    key_json = dumps({server: dict(k) for server, k in keys.items()}, "keys")
+    if not isinstance(keys, Mapping):
+        raise TypeError(
+            f"keys must be a mapping of server names to their verify keys, not {type(keys).__name__}"
+        )
+    key_sets: Dict[str, Any] = {}
+    for server, server_keys in keys.items():
+        if not isinstance(server, str):
+            raise TypeError(f"keys must have str server names, not {type(server).__name__}")
+        key_sets[server] = _key_set(server_keys, f"keys[{server!r}]")
+    key_json = dumps(key_sets, "keys")
     report = call_json(_native.lib().mxl_verify_event, data, len(data), version, key_json, len(key_json))
     return VerifyResult(
         signature_valid=bool(report["signature_valid"]),
@@ -381,7 +435,10 @@ def xmatrix_authorization(
 
     Raises:
         MatrixError: M_BAD_JSON for a bad body.
+        TypeError: `key` is not a :class:`SigningKey`, or another argument has the wrong
+            type.
     """
+    _require_signing_key(key)
     body = _content(content)
     args = (
         cstr(origin, "origin"),
@@ -424,9 +481,10 @@ def verify_xmatrix(
     Raises:
         MatrixError: 400 M_UNAUTHORIZED for a malformed header, 401 M_UNAUTHORIZED for a
             wrong destination, unknown key or bad signature, M_BAD_JSON for a bad body.
+        TypeError: `verify_keys` is not a mapping, or another argument has the wrong type.
     """
     body = _content(content)
-    keys = dumps(dict(verify_keys), "verify_keys")
+    keys = dumps(_key_set(verify_keys, "verify_keys"), "verify_keys")
     return call_text(
         _native.lib().mxl_xmatrix_verify,
         cstr(header, "header"),
@@ -457,8 +515,30 @@ def server_key_document(
 
     Raises:
         MatrixError: M_INVALID_PARAM for a bad old key.
+        TypeError: `key` is not a :class:`SigningKey`; `old_keys` is not a mapping of key
+            IDs to mappings; `valid_until_ts` is not an int.
     """
-    old = None if not old_keys else dumps({k: dict(v) for k, v in old_keys.items()}, "old_keys")
+    _require_signing_key(key)
+    if isinstance(valid_until_ts, bool) or not isinstance(valid_until_ts, int):
+        raise TypeError(f"valid_until_ts must be an int (ms since the epoch), not {type(valid_until_ts).__name__}")
+    old = None
+    if old_keys is not None:
+        if not isinstance(old_keys, Mapping):
+            raise TypeError(
+                f"old_keys must be a mapping of key IDs to {{'key', 'expired_ts'}} mappings, "
+                f"not {type(old_keys).__name__}"
+            )
+        entries: Dict[str, Any] = {}
+        for key_id, entry in old_keys.items():
+            if not isinstance(key_id, str):
+                raise TypeError(f"old_keys must have str key IDs, not {type(key_id).__name__}")
+            if not isinstance(entry, Mapping):
+                raise TypeError(
+                    f"old_keys[{key_id!r}] must be a mapping with 'key' and 'expired_ts', "
+                    f"not {type(entry).__name__}"
+                )
+            entries[key_id] = dict(entry)
+        old = dumps(entries, "old_keys") if entries else None
     name = cstr(server_name, "server_name")
     with key._borrow() as ptr:
         result: Dict[str, Any] = call_json(

@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from . import _native
 from ._convert import JsonObject, call_json, cstr, dumps, json_object, optional_cstr
-from .crypto import SigningKey
+from .crypto import SigningKey, _require_signing_key
 
 __all__ = [
     "CompletedLeave",
@@ -74,7 +74,10 @@ def complete_leave_template(
         MatrixError: M_INVALID_PARAM for a template that does not match the request (the
             message names the field), M_UNSUPPORTED_ROOM_VERSION, M_BAD_JSON. Nothing is
             signed then.
+        TypeError: `key` is not a :class:`SigningKey`, or another argument has the wrong
+            type.
     """
+    _require_signing_key(key)
     if isinstance(make_leave_response, str):
         response = make_leave_response.encode("utf-8")
     else:
@@ -230,9 +233,19 @@ def leave_room(
             and the exception propagates once the library returns.
         TypeError, ValueError: the transport returned something other than
             ``(int status, bytes body)``.
+        TypeError: `key` is not a :class:`SigningKey`, `transport` is not callable,
+            `membership_event` is not a mapping, `extra_servers` is a str or holds
+            something other than str, or another argument has the wrong type.
         MatrixError: an argument the library refused.
     """
+    _require_signing_key(key)
+    if not callable(transport):
+        raise TypeError(f"transport must be callable, not {type(transport).__name__}")
+    if membership_event is not None and not isinstance(membership_event, Mapping):
+        raise TypeError(f"membership_event must be a mapping or None, not {type(membership_event).__name__}")
     membership = None if membership_event is None else dumps(dict(membership_event), "membership_event")
+    if isinstance(extra_servers, (str, bytes)):
+        raise TypeError("extra_servers must be an iterable of server names, not a single str")
     servers = list(extra_servers)
     for s in servers:
         if not isinstance(s, str):

@@ -5,10 +5,15 @@ The homeserver supplies its rooms and the remote servers' keys through two small
 :meth:`Resident.make_leave` and :meth:`Resident.send_leave`; values cross the boundary as
 JSON.
 
-Callback errors: when a store method raises, the library is told the host failed, answers
-``500 M_UNKNOWN`` and stores nothing, and once the C call has returned the method re-raises
-the original exception (with its traceback). The same holds for the logger. A callback
-exception never reaches the C side and never crashes the interpreter.
+Callback errors: when a :class:`RoomStore` or :class:`KeyStore` method raises, the library
+is told the host failed, answers ``500 M_UNKNOWN`` and stores nothing, and once the C call
+has returned the :class:`Resident` method re-raises the original exception (with its
+traceback). The logger is different: logging must never change an answer, so an
+:class:`Exception` raised by the logger is reported through :func:`sys.unraisablehook` (by
+default printed to stderr as "Exception ignored in ...") and the call completes normally.
+Only a :class:`BaseException` that is not an :class:`Exception` (``KeyboardInterrupt``,
+``SystemExit``) raised by the logger is re-raised after the call. A callback exception never
+reaches the C side and never crashes the interpreter.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import logging
 import sys
 import threading
+import traceback
 import types
 from dataclasses import dataclass, field
 from typing import (
@@ -110,8 +116,21 @@ class KeyStore(Protocol):
 
 
 #: A log sink: ``logger(level, message)`` with `level` from :data:`LOG_ERROR` (1) to
-#: :data:`LOG_TRACE` (5).
+#: :data:`LOG_TRACE` (5). Exceptions it raises are reported through
+#: :func:`sys.unraisablehook` and otherwise ignored: they never change an answer.
 Logger = Callable[[int, str], None]
+
+#: The methods a room store must have (see :class:`RoomStore`).
+ROOM_STORE_METHODS = (
+    "room_version",
+    "state_event",
+    "get_event",
+    "forward_extremities",
+    "servers_in_room",
+    "store_event",
+)
+#: The methods a key store must have (see :class:`KeyStore`).
+KEY_STORE_METHODS = ("get_server_keys",)
 
 LOG_ERROR = 1
 LOG_WARN = 2
@@ -266,15 +285,39 @@ class _HostState:
                 frames[-1].append((exc, site))
             return
         # A callback outside any call of ours: nobody to re-raise to.
-        sys.unraisablehook(
-            types.SimpleNamespace(
-                exc_type=type(exc),
-                exc_value=exc,
-                exc_traceback=exc.__traceback__,
-                err_msg=f"Exception in the matrix_leave {site} callback outside a call",
-                object=None,
-            )
-        )
+        _report_unraisable(exc, f"Exception in the matrix_leave {site} callback outside a call")
+
+
+def _report_unraisable(exc: BaseException, message: str) -> None:
+    """Reports an exception nobody can catch through :func:`sys.unraisablehook`; never
+    raises.
+
+    Python's own hook only takes the interpreter's internal argument type, so when it is
+    the one installed the report is printed to stderr the way it would print it.
+    """
+    try:
+        hook = sys.unraisablehook
+        if hook is not sys.__unraisablehook__:
+            try:
+                hook(
+                    types.SimpleNamespace(
+                        exc_type=type(exc),
+                        exc_value=exc,
+                        exc_traceback=exc.__traceback__,
+                        err_msg=message,
+                        object=None,
+                    )
+                )
+                return
+            except TypeError:
+                pass  # a hook that insists on the internal type: print it ourselves
+        stream = sys.stderr
+        if stream is not None:
+            stream.write(f"{message}:\n")
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=stream)
+            stream.flush()
+    except BaseException:  # noqa: BLE001 - a broken hook or stream must not break the call
+        pass
 
 
 _states: Dict[int, _HostState] = {}
@@ -391,14 +434,22 @@ def _store_event(userdata: Optional[int], params: Any) -> int:
 
 
 def _log(userdata: Optional[int], level: int, message: Optional[int], size: int) -> None:
-    """The C `log` callback."""
+    """The C `log` callback.
+
+    An :class:`Exception` from the logger is reported through :func:`sys.unraisablehook`
+    and swallowed: a log record must never turn a completed call into an error. Only
+    ``KeyboardInterrupt`` / ``SystemExit`` (and other non-Exception BaseExceptions) are
+    kept and re-raised after the call.
+    """
     state = _states.get(userdata or 0)
     if state is None:
         return
     try:
         text = ctypes.string_at(message, size).decode("utf-8", "replace") if message else ""
         state.logger(int(level), text)
-    except BaseException as exc:  # noqa: BLE001 - re-raised after the call
+    except Exception as exc:  # noqa: BLE001 - logging never changes an answer
+        _report_unraisable(exc, "Exception ignored in the matrix_leave logger callback")
+    except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt etc.: re-raised after the call
         state.record(exc, "log")
 
 
@@ -440,6 +491,27 @@ def _reraise(errors: List[Tuple[BaseException, str]], what: str, status: int, er
         del exc
 
 
+def _check_protocol(value: Any, name: str, protocol: str, methods: Tuple[str, ...]) -> None:
+    """Raises TypeError unless `value` has every method of the protocol, so a wrong store
+    fails at construction instead of as a 500 on the first request."""
+    if value is None:
+        raise TypeError(f"{name} must be a {protocol} ({', '.join(methods)}), not None")
+    missing = [m for m in methods if not callable(getattr(value, m, None))]
+    if missing:
+        raise TypeError(
+            f"{name} must be a {protocol} ({', '.join(methods)}); "
+            f"{type(value).__name__} lacks {', '.join(missing)}"
+        )
+
+
+def _api_version(value: Any) -> int:
+    """The send_leave API version: exactly the int 1 or 2 (no bool, str, float or an int
+    that only equals 1 or 2 once truncated to 32 bits)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value not in (1, 2):
+        raise ValueError("api_version must be 1 or 2")
+    return int(value)
+
+
 # ---------------------------------------------------------------------------------------------
 # Resident
 # ---------------------------------------------------------------------------------------------
@@ -458,13 +530,17 @@ class Resident(Handle):
             M_UNRECOGNIZED``).
         acl_allows_leave: let a server the room's ACL denies still leave.
         logger: ``logger(level, message)`` for the library's log records; by default the
-            ``matrix_leave`` logger of :mod:`logging`.
+            ``matrix_leave`` logger of :mod:`logging`. An exception it raises is reported
+            through :func:`sys.unraisablehook` and does not change the answer.
 
     One Resident may serve many threads at once. Close it (or use ``with``) to release the
     native context; otherwise it is released when garbage collected.
 
     Raises:
         MatrixError: M_INVALID_PARAM for a server name that is not valid.
+        TypeError: `server_name` is not a str; `signing_key` is neither a
+            :class:`SigningKey` nor None; `rooms` lacks a :class:`RoomStore` method or
+            `keys` lacks ``get_server_keys``; `logger` is not callable.
     """
 
     _kind = "Resident"
@@ -482,6 +558,12 @@ class Resident(Handle):
     ) -> None:
         """Creates the native context; see the class documentation."""
         name = cstr(server_name, "server_name")
+        if signing_key is not None and not isinstance(signing_key, SigningKey):
+            raise TypeError(f"signing_key must be a SigningKey or None, not {type(signing_key).__name__}")
+        _check_protocol(rooms, "rooms", "RoomStore", ROOM_STORE_METHODS)
+        _check_protocol(keys, "keys", "KeyStore", KEY_STORE_METHODS)
+        if logger is not None and not callable(logger):
+            raise TypeError(f"logger must be callable as logger(level, message), not {type(logger).__name__}")
         lib = _native.lib()
         self.server_name = server_name
         self.signing_key = signing_key
@@ -586,8 +668,12 @@ class Resident(Handle):
         `room_id` and `user_id` are the path parameters (percent-encoded or not); `origin`
         the requesting server as authenticated by its X-Matrix header.
 
+        Every refusal is an answer (``status`` 4xx with an errcode), not an exception.
+
         Raises:
-            BaseException: whatever a store callback raised (the library had answered 500).
+            BaseException: whatever a room or key store callback raised (the library had
+                answered 500).
+            TypeError: an argument is not a str.
         """
         params = []
         for value, name in ((room_id, "room_id"), (user_id, "user_id"), (origin, "origin")):
@@ -617,18 +703,27 @@ class Resident(Handle):
     ) -> SendLeaveResult:
         """Answers ``PUT /_matrix/federation/v{api_version}/send_leave/{room_id}/{event_id}``.
 
-        `body` is the raw request body; `origin` the requesting server as authenticated by
-        its X-Matrix header. An accepted leave has been handed to ``rooms.store_event``
-        before this returns.
+        `body` is the raw request body, exactly the bytes received (the library judges
+        them: size, JSON, lone surrogates); `origin` the requesting server as authenticated
+        by its X-Matrix header; `api_version` 1 or 2, the API the request came in on. An
+        accepted leave has been handed to ``rooms.store_event`` before this returns.
+
+        Every refusal is an answer (``status`` 4xx with an errcode), not an exception.
 
         Raises:
-            BaseException: whatever a callback raised. The library had answered
-                ``500 M_UNKNOWN`` and stored nothing; answer 500 if you catch it.
-            MatrixError: an `api_version` other than 1 or 2.
-            TypeError: `body` is not bytes.
+            BaseException: whatever a room or key store callback raised. The library had
+                answered ``500 M_UNKNOWN`` and stored nothing; answer 500 if you catch it.
+                (An exception from the logger is only reported, see :class:`Resident`.)
+            ValueError: `api_version` is not the int 1 or 2.
+            TypeError: `body` is not bytes, bytearray or memoryview; a path parameter or
+                `origin` is not a str.
         """
         if not isinstance(body, (bytes, bytearray, memoryview)):
-            raise TypeError(f"body must be bytes, not {type(body).__name__}")
+            raise TypeError(
+                f"body must be the raw request body as bytes (to send an event dict, pass "
+                f"canonical_json(event)), not {type(body).__name__}"
+            )
+        version = _api_version(api_version)
         data = bytes(body)
         strings = []
         for value, name in ((room_id, "room_id"), (event_id, "event_id"), (origin, "origin")):
@@ -642,7 +737,7 @@ class Resident(Handle):
             body=data,
             body_len=len(data),
             origin=strings[2],
-            api_version=int(api_version),
+            api_version=version,
         )
         status, raw, info = self._call(
             "send_leave",

@@ -224,6 +224,58 @@ def test_an_installed_copy_is_found_without_a_checkout(tmp_path: Path) -> None:
         env=env_without, cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )
     assert done.returncode != 0 and "LibraryLoadError" in done.stderr
+    # It names what it looked at, and how to fix it.
+    expected_copy = str(package / _native.library_file_name())
+    assert f"{expected_copy}: no such file" in done.stderr
+    assert f"a matrix-leave checkout enclosing {package}: none found" in done.stderr
+    assert "set MATRIX_LEAVE_LIBRARY" in done.stderr
+    assert "cargo build --release" in done.stderr and "pip install -e bindings/python" in done.stderr
+    assert "(no candidate path)" not in done.stderr
+
+
+def test_the_error_without_any_candidate_lists_what_was_searched(tmp_path: Path) -> None:
+    """A package outside any checkout, without a bundled copy: nothing to try, but the
+    error still says where it looked and how to fix it."""
+    package = tmp_path / "site" / "matrix_leave"
+    package.mkdir(parents=True)
+    candidates, searched = _native._search(package, {})
+    assert candidates == []
+    assert [where for where, _ in searched] == [
+        str(package / _native.library_file_name()),
+        f"a matrix-leave checkout enclosing {package}",
+    ]
+    message = str(mxl.LibraryLoadError(searched))
+    assert str(package / _native.library_file_name()) in message
+    assert "MATRIX_LEAVE_LIBRARY" in message and "cargo build --release" in message
+    assert "pip install -e" in message
+
+
+def test_the_error_for_an_explicit_path_says_only_it_was_tried(tmp_path: Path) -> None:
+    missing = tmp_path / "libmatrix_leave.so"
+    done = _run_python("import matrix_leave\nmatrix_leave.library_path()", {_native.LIBRARY_ENV: str(missing)}, tmp_path)
+    assert done.returncode != 0
+    assert f"{missing}: no such file" in done.stderr
+    assert "MATRIX_LEAVE_LIBRARY is set, so only that path was tried" in done.stderr
+
+
+def test_a_checkout_without_a_build_says_to_build(tmp_path: Path) -> None:
+    package = _fake_checkout(tmp_path, "matrix-leave")
+    candidates, searched = _native._search(package, {})
+    assert candidates == [tmp_path / "target" / "release" / _native.library_file_name()]
+    assert [where for where, _ in searched] == [str(package / _native.library_file_name())]
+    # Through the real loader: the package copied into that (unbuilt) checkout.
+    import shutil
+
+    package.rmdir()
+    shutil.copytree(Path(mxl.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__", "host", "*.so"))
+    env = {k: v for k, v in os.environ.items() if k != _native.LIBRARY_ENV}
+    env["PYTHONPATH"] = str(package.parent)
+    done = subprocess.run(
+        [sys.executable, "-c", "import matrix_leave; matrix_leave.library_path()"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode != 0
+    assert f"run `cargo build --release` in {tmp_path}" in done.stderr
 
 
 @pytest.mark.parametrize("name", sorted(mxl.__all__))

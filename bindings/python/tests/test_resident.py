@@ -102,12 +102,25 @@ def test_body_size_boundary_is_65536_inclusive() -> None:
             assert result.errcode == "M_TOO_LARGE"
 
 
-def test_api_version_must_be_1_or_2() -> None:
+@pytest.mark.parametrize("api_version", [3, 0, -1, True, False, "2", 2.0, 2.7, 2**32 + 2, 2**32 + 1, None])
+def test_api_version_must_be_exactly_the_int_1_or_2(api_version: Any) -> None:
+    # 2**32 + 2 would pass as 2 through the C uint32_t, True as 1, "2" and 2.7 through int():
+    # all are refused before the library is called, and nothing is stored.
     store, keys = leave_auth_store("v10/invited")
     with _resident(store, keys) as resident:
-        with pytest.raises(mxl.MatrixError) as info:
-            resident.send_leave("!r:x", "$e", b"{}", "remote.example", api_version=3)
-    assert info.value.code == mxl.ResultCode.INVALID_PARAM
+        with pytest.raises(ValueError, match="^api_version must be 1 or 2$"):
+            resident.send_leave("!r:x", "$e", b"{}", "remote.example", api_version=api_version)
+        with pytest.raises(ValueError, match="^api_version must be 1 or 2$"):
+            resident.send_leave_detailed("!r:x", "$e", b"{}", "remote.example", api_version)
+    assert store.stored == []
+
+
+def test_api_versions_1_and_2_are_accepted() -> None:
+    store, keys = leave_auth_store("v10/invited")
+    with _resident(store, keys) as resident:
+        for api_version in (1, 2):
+            status, _ = resident.send_leave("!unknown:x", "$e", b"{}", "remote.example", api_version=api_version)
+            assert status == 404
 
 
 def test_nul_in_a_path_parameter_is_a_400_not_an_exception() -> None:
@@ -433,16 +446,77 @@ def test_a_callback_returning_the_wrong_type_is_reported() -> None:
             resident.make_leave("!r:resident.example", "@u:remote.example", "remote.example")
 
 
-def test_a_raising_logger_is_re_raised_after_the_call() -> None:
+def _accepted_case() -> Tuple[mxl.MemoryRoomStore, mxl.MemoryKeyStore, Dict[str, Any], bytes]:
+    case = next(c for c in load("leave_auth.json")["cases"] if c["name"] == "v10_self_leave_prior_invite")
+    store, keys = leave_auth_store(case["input"]["room"])
+    return store, keys, case, body_bytes(case["input"]["event"])
+
+
+def test_a_raising_logger_does_not_change_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A logger that raises is reported through sys.unraisablehook; the call completes,
+    the leave is accepted and stored once, and nothing is raised."""
+    reported: List[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+
     def logger(level: int, message: str) -> None:
         raise Boom("logger")
 
-    case = next(c for c in load("leave_auth.json")["cases"] if c["name"] == "v10_self_leave_prior_invite")
-    store, keys = leave_auth_store(case["input"]["room"])
+    store, keys, case, body = _accepted_case()
     req = case["input"]["request"]
     with mxl.Resident(RESIDENT, None, store, keys, logger=logger) as resident:
+        result = resident.send_leave_detailed(req["path_room_id"], req["path_event_id"], body, req["origin"])
+        # A refusal (logged at warn) is an answer too, not an exception.
+        refused = resident.send_leave_detailed("!unknown:resident.example", "$e", b"{}", req["origin"])
+        made = resident.make_leave_detailed("!unknown:resident.example", "@u:remote.example", req["origin"])
+    assert result.status == 200 and result.accepted is not None
+    assert [s.event_id for s in store.stored] == [case["expected"]["event_id"]]
+    assert (refused.status, refused.errcode) == (404, "M_NOT_FOUND")
+    assert made.status == 404
+    assert reported, "the logger's exception was not reported"
+    assert all(isinstance(r.exc_value, Boom) and "logger" in r.err_msg for r in reported)
+
+
+def test_a_raising_logger_is_printed_by_the_default_unraisable_hook(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Python's own hook (pytest installs another one while tests run).
+    monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)
+
+    def logger(level: int, message: str) -> None:
+        raise Boom("logger says no")
+
+    store, keys, case, body = _accepted_case()
+    req = case["input"]["request"]
+    with mxl.Resident(RESIDENT, None, store, keys, logger=logger) as resident:
+        status, _ = resident.send_leave(req["path_room_id"], req["path_event_id"], body, req["origin"])
+    assert status == 200
+    err = capfd.readouterr().err
+    assert "matrix_leave logger callback" in err and "logger says no" in err
+
+
+def test_a_store_failure_is_still_re_raised_when_the_logger_raises_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "unraisablehook", lambda _: None)
+
+    def logger(level: int, message: str) -> None:
+        raise ValueError("logger")
+
+    rooms, keys, case = _failing_setup("store_event")
+    req = case["input"]["request"]
+    with mxl.Resident(RESIDENT, None, rooms, keys, logger=logger) as resident:
         with pytest.raises(Boom):
             resident.send_leave(req["path_room_id"], req["path_event_id"], body_bytes(case["input"]["event"]), req["origin"])
+    assert rooms.stored == []
+
+
+def test_a_keyboard_interrupt_in_the_logger_still_propagates() -> None:
+    def logger(level: int, message: str) -> None:
+        raise KeyboardInterrupt
+
+    store, keys, case, body = _accepted_case()
+    req = case["input"]["request"]
+    with mxl.Resident(RESIDENT, None, store, keys, logger=logger) as resident:
+        with pytest.raises(KeyboardInterrupt):
+            resident.send_leave(req["path_room_id"], req["path_event_id"], body, req["origin"])
 
 
 def test_default_logger_goes_to_the_logging_module(caplog: pytest.LogCaptureFixture) -> None:

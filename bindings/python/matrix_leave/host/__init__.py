@@ -8,6 +8,10 @@ library's :class:`~matrix_leave.Resident`, and rejects invites with the library'
 
 It federates with loopback server names only (``localhost:PORT``) and never connects
 anywhere but 127.0.0.1. It needs ``aiohttp`` and ``cryptography``.
+
+The federation endpoints, the order in which requests are checked, the limits on key
+fetches and every ``/control/*`` endpoint (method, JSON body, answer) are documented in
+:mod:`matrix_leave.host.server`; ``--help`` prints the control API part.
 """
 
 __all__ = ["main"]

@@ -4,6 +4,8 @@ The reference host federates over loopback only: a server name must be ``localho
 ``127.0.0.1``, ``localhost:PORT`` or ``127.0.0.1:PORT``, and every connection goes to
 ``127.0.0.1:PORT`` (port 8448 when the name has none). Any other destination is refused
 before a socket is opened, so the host never sends traffic anywhere but the local machine.
+A port is written without leading zeros (``localhost:08448`` is refused), so one listener
+has at most two names.
 """
 
 from __future__ import annotations
@@ -39,9 +41,15 @@ def resolve(server_name: str) -> tuple[str, int]:
             f"{server_name!r} is not a loopback server name; the reference host only "
             "federates with localhost:PORT / 127.0.0.1:PORT"
         )
-    if not port_text:
+    if not sep:
         return "127.0.0.1", DEFAULT_FEDERATION_PORT
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if (
+        not port_text.isascii()
+        or not port_text.isdigit()
+        or port_text.startswith("0")
+        or len(port_text) > 5
+        or not 0 < int(port_text) < 65536
+    ):
         raise Unreachable(f"{server_name!r} has an invalid port")
     return "127.0.0.1", int(port_text)
 
@@ -52,17 +60,35 @@ def encode_path_param(value: str) -> str:
 
 
 class FederationClient:
-    """Sends federation requests over HTTPS to loopback servers."""
+    """Sends federation requests over HTTPS to loopback servers.
 
-    def __init__(self, ssl_context: ssl.SSLContext, timeout_s: float = 15.0) -> None:
+    Args:
+        ssl_context: for the outgoing TLS connections.
+        timeout_s: the whole request, from waiting for a pooled connection to the last
+            byte of the answer.
+        limit: connections open at once (the pool).
+        limit_per_host: connections open at once to one address (0: no limit).
+    """
+
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext,
+        timeout_s: float = 15.0,
+        limit: int = 32,
+        limit_per_host: int = 0,
+    ) -> None:
         self._ssl = ssl_context
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._limit = limit
+        self._limit_per_host = limit_per_host
         self._session: Optional[aiohttp.ClientSession] = None
 
     async def start(self) -> None:
         # trust_env=False (the default): no proxy from the environment is ever used.
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=self._ssl, limit=32),
+            connector=aiohttp.TCPConnector(
+                ssl=self._ssl, limit=self._limit, limit_per_host=self._limit_per_host
+            ),
             timeout=self._timeout,
             trust_env=False,
         )

@@ -1,37 +1,96 @@
 """The reference homeserver: federation over HTTPS, a plain-HTTP control API on loopback.
 
-Federation endpoints (every request but the key document is authenticated with X-Matrix):
+Run ``python -m matrix_leave.host --help`` for the options; the help ends with the control
+API below.
+
+Federation API
+--------------
+
+HTTPS on 127.0.0.1, port ``--port``. Every request but the key document is authenticated
+with X-Matrix.
 
 * ``GET  /_matrix/key/v2/server`` -- this server's key document, valid for a day
 * ``PUT  /_matrix/federation/v2/invite/{roomId}/{eventId}`` -- an invite for a local user:
   checked, countersigned, kept
 * ``GET  /_matrix/federation/v1/make_leave/{roomId}/{userId}`` -- answered by the library
 * ``PUT  /_matrix/federation/v1|v2/send_leave/{roomId}/{eventId}`` -- answered by the
-  library; every attempt is recorded, accepted leaves are relayed to the other servers
+  library; every authenticated attempt is recorded, accepted leaves are relayed to the
+  other servers in the room
 
-Anything else is ``404 M_UNRECOGNIZED``.
+Anything else is ``404 M_UNRECOGNIZED``. Every error is a JSON ``{"errcode", "error"}``
+body with the right status, including the HTTP layer's own: a request line or target that
+does not parse is ``400 M_UNRECOGNIZED``, a body over the size limit ``413 M_TOO_LARGE``.
+``500 M_UNKNOWN`` means a bug (or a failing database) and is logged once.
 
-The control API (plain HTTP on 127.0.0.1, JSON in and out; 200 on success, otherwise
-``{"errcode", "error"}`` with a 4xx/5xx status) drives the server. Users may be given as a
-localpart (``alice``) or a full ID.
+Order of checks. The library checks a send_leave cheapest first and never fetches a key
+(its key callback reads only what this host has cached). But a federation request must be
+authenticated before the library sees it, and that needs the origin's keys, which may mean
+fetching them. So everything that needs no key comes before that fetch:
 
-* ``GET  /control/info`` -- ``{server_name, key_id, public_key, federation, ...}``
-* ``POST /control/create_room {room_version, creator}`` -- ``{room_id, ...}``
-* ``POST /control/invite {room_id, sender, target}`` -- ``{status, event_id, response}``:
-  what the invitee's server answered (the countersigned invite is stored on a 200)
-* ``POST /control/leave {room_id, user_id, via?, reason?}`` -- rejects the user's invite
-  with the library's leave driver (or, in a room this server hosts, leaves through its
-  own resident): ``{ok, event_id, accepted_remotely, server, api_version, steps, event}``
-* ``GET  /control/room?room_id=`` -- ``{members: {user_id: membership}, state,
-  forward_extremities, resident, room_version}``
-* ``GET  /control/invites_received`` -- ``[{room_id, accepted, event_id, user_id, ...}]``
-* ``GET  /control/leaves_received`` -- ``[{room_id, api, accepted, event,
-  event_id_in_url, rejected_because, status, origin, ...}]``
-* ``POST /control/sign_event {event, room_version}`` -- ``{event, event_id}``, signed by
-  this server
-* ``POST /control/send_raw_leave {destination, room_id, event, event_id?, room_version?,
-  api_version}`` -- PUTs the event, unchanged, to the destination's send_leave with this
-  server's X-Matrix signature: ``{status, body, event_id, uri}``
+1. a body over 65536 bytes: ``413 M_TOO_LARGE`` (from Content-Length, without reading it);
+2. no ``Authorization`` header: ``401 M_UNAUTHORIZED``; one that does not parse or names an
+   invalid origin: ``400 M_UNAUTHORIZED``; one naming another destination: ``401``; a body
+   the library cannot read as JSON (a lone surrogate escape included): ``400 M_BAD_JSON``;
+3. the origin's keys, cached or fetched: ``401 M_UNAUTHORIZED`` when they cannot be had,
+   ``429 M_LIMIT_EXCEEDED`` when too many requests wait for key fetches;
+4. the X-Matrix signature: ``401 M_UNAUTHORIZED``;
+5. the library's checks (see the send_leave table of the top-level README). Only a
+   request that got this far is recorded in ``leaves_received``.
+
+Key fetches contact loopback server names only (``localhost:PORT`` or ``127.0.0.1:PORT``,
+the port without leading zeros), take at most 5 s, and run on their own connection pool (at
+most 64 at once; beyond that ``429``), so they never hold up the connections that invites,
+leaves and relays use. A failed fetch is not retried for 30 s: requests naming that server
+are refused at once meanwhile. Fetches from one address run one at a time, with at most 8
+requests waiting for one (more get ``429``).
+
+Control API
+-----------
+
+Plain HTTP on 127.0.0.1, port ``--control-port``, no authentication (loopback only). JSON
+in and out: 200 with the result, otherwise ``{"errcode", "error"}`` with a 4xx/5xx status
+(a body that is not JSON: ``400 M_NOT_JSON``; an unknown path: ``404 M_UNRECOGNIZED``; a
+wrong method: ``405 M_UNRECOGNIZED``). Users may be given as a localpart (``alice``) or a
+full ID; ``?`` marks an optional field.
+
+GET  /control/info
+    -> {"server_name", "key_id", "public_key", "federation": URL,
+        "v1_send_leave": bool, "v2_send_leave": bool}
+POST /control/create_room  {"creator": user, "room_version"?: "10"}
+    Creates a room of this server.
+    -> {"room_id", "room_version", "event_ids": [...]}
+POST /control/invite  {"room_id", "sender": user, "target": user}
+    Invites over federation (PUT /v2/invite) and stores the countersigned invite on a 200.
+    -> {"status": HTTP status of the invitee's server, "event_id", "response": its body}
+       ({"status": 200, "event_id", "local": true} for a local target)
+POST /control/leave  {"room_id", "user_id": user, "via"?: [server, ...],
+                      "reason"?: str, "room_version"?: str}
+    Rejects the local user's invite with the library's leave driver (make_leave, then
+    send_leave v2, v1 where v2 does not exist, server after server, out of band when none
+    accepts); "via" adds servers to try (and allows a leave without a known invite). In a
+    room this server hosts, leaves through its own resident.
+    -> {"ok": true, "event_id", "accepted_remotely", "server", "api_version",
+        "steps": [{"server", "action", "status", "errcode", "detail"}], "event"}
+GET  /control/room?room_id=ROOM
+    -> {"room_id", "resident": bool, "room_version", "members": {user: membership},
+        "state": {"type|state_key": event_id}, "forward_extremities": [[event_id, depth]]}
+GET  /control/invites_received
+    -> [{"room_id", "accepted", "event_id", "user_id", "sender", "origin", "room_version",
+         "rejected_because"}]
+GET  /control/leaves_received
+    Authenticated send_leave requests, oldest first.
+    -> [{"room_id", "api": "v1"|"v2", "origin", "status", "accepted", "event_id_in_url",
+         "event_id", "soft_failed", "duplicate", "redacted", "rejected_because": "ERRCODE: why",
+         "event": the accepted event (for a refusal: its body, if that is a JSON object),
+         "body": a refusal's raw body as text (at most 65536 bytes)}]
+POST /control/sign_event  {"event": {...}, "room_version"}
+    Hashes and signs an event as this server.
+    -> {"event", "event_id"}
+POST /control/send_raw_leave  {"destination": server, "room_id", "event": {...},
+                               "event_id"?, "room_version"?, "api_version"?: 2}
+    PUTs the event, unchanged, to the destination's send_leave with this server's X-Matrix
+    signature ("event_id" defaults to the event's own, or is computed with "room_version").
+    -> {"status", "body", "event_id", "uri"}
 """
 
 from __future__ import annotations
@@ -48,7 +107,10 @@ import urllib.parse
 from pathlib import Path
 from typing import Any, Optional
 
+from http import HTTPStatus
+
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 import matrix_leave as mxl
 
@@ -60,7 +122,7 @@ from .client import (
     parse_json_body,
     resolve,
 )
-from .store import Store, now_ms, server_of
+from .store import Store, body_text, now_ms, server_of
 from .tls import client_context, ensure_certificate, server_context
 
 log = logging.getLogger("matrix_leave.host")
@@ -70,6 +132,22 @@ KEY_VALIDITY_MS = 24 * 3600 * 1000
 #: A server whose current keys are cached but lack a key ID a request names is asked again
 #: at most this often.
 KEY_REFETCH_INTERVAL_S = 5.0
+#: The whole of one key fetch, connection and TLS included.
+KEY_FETCH_TIMEOUT_S = 5.0
+#: A server whose key fetch failed is not asked again for this long.
+KEY_FETCH_FAILURE_TTL_S = 30.0
+#: Key fetches running at once (their own connection pool; beyond it: 429). With the 5 s
+#: timeout and the 30 s failure cache, keeping it full takes some 200 silent addresses.
+KEY_FETCH_MAX_CONCURRENT = 64
+#: Requests that may wait for the key fetch of one address; more are answered 429.
+KEY_FETCH_MAX_WAITING_PER_ORIGIN = 8
+#: Failed fetches remembered at most (older ones are forgotten first).
+KEY_FETCH_FAILURES_KEPT = 4096
+#: The largest send_leave body (the library's limit; 65536 itself is allowed).
+MAX_BODY = 65536
+#: What aiohttp reads of any federation request body at most: a little more than
+#: MAX_BODY, so that the limit itself is judged by the host and the library.
+CLIENT_MAX_SIZE = MAX_BODY + 1024
 JSON = "application/json"
 
 
@@ -87,6 +165,11 @@ def library_logger(level: int, message: str) -> None:
     """The Resident's log sink: the library's records go to the ``matrix_leave.library``
     logger."""
     _lib_log.log(_LIB_LEVELS.get(level, logging.DEBUG), "%s", message)
+
+
+class KeyFetchBusy(Unreachable):
+    """Too many requests wait for key fetches: answered 429, and not remembered as a
+    failure of the server."""
 
 
 class HttpError(Exception):
@@ -114,11 +197,95 @@ class HttpError(Exception):
 
 
 def json_response(value: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        status=status,
-        body=json.dumps(value, ensure_ascii=False).encode("utf-8"),
-        content_type=JSON,
-    )
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        body = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from parsed input: escape it
+        body = json.dumps(value, ensure_ascii=True).encode("ascii")
+    return web.Response(status=status, body=body, content_type=JSON)
+
+
+def errcode_for_status(status: int, unparsed: bool = False) -> str:
+    """The Matrix errcode for an HTTP-layer error status. `unparsed`: the request itself
+    could not be parsed (a bad request line or target), which is not a JSON problem."""
+    if status == 400:
+        return "M_UNRECOGNIZED" if unparsed else "M_BAD_JSON"
+    return {
+        401: "M_UNAUTHORIZED",
+        403: "M_FORBIDDEN",
+        404: "M_UNRECOGNIZED",
+        405: "M_UNRECOGNIZED",
+        413: "M_TOO_LARGE",
+        429: "M_LIMIT_EXCEEDED",
+        431: "M_TOO_LARGE",
+    }.get(status, "M_UNKNOWN" if status >= 500 else "M_UNRECOGNIZED")
+
+
+def http_exception_response(e: web.HTTPException) -> web.Response:
+    """aiohttp's own error (413 for a body over client_max_size, 404, 405, ...) as a JSON
+    Matrix error with the same status."""
+    reason = e.reason or HTTPStatus(e.status).phrase
+    if e.status == 413:
+        error = f"the request body is over the limit of {MAX_BODY} bytes"
+    else:
+        error = reason
+    resp = json_response({"errcode": errcode_for_status(e.status), "error": error}, e.status)
+    allow = e.headers.get("Allow")
+    if allow:
+        resp.headers["Allow"] = allow
+    return resp
+
+
+class _JsonErrorRequestHandler(RequestHandler):
+    """aiohttp's connection handler, answering requests it cannot parse (a bad request
+    line, target or header) with a JSON Matrix error instead of text."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: Any,
+        status: int = 500,
+        exc: Optional[BaseException] = None,
+        message: Optional[str] = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            raise ConnectionError("the response was partly sent; no error response can follow")
+        if status >= 500:
+            log.error("HTTP %d handling a request from %s", status, request.remote, exc_info=exc)
+            error = "internal error"
+        else:
+            reason = (message or (str(exc) if exc else "") or HTTPStatus(status).phrase).strip()
+            reason = reason.splitlines()[0][:200].rstrip(": ") if reason else ""
+            reason = reason or HTTPStatus(status).phrase
+            log.info("unparsable request from %s -> %d: %s", request.remote, status, reason)
+            error = f"the request could not be parsed: {reason}"
+        resp = json_response({"errcode": errcode_for_status(status, unparsed=True), "error": error}, status)
+        resp.force_close()
+        return resp
+
+
+class _JsonErrorServer(web.Server):
+    """aiohttp's server, making :class:`_JsonErrorRequestHandler` connection handlers."""
+
+    def __call__(self) -> RequestHandler:
+        handler = super().__call__()
+        try:
+            handler.__class__ = _JsonErrorRequestHandler
+        except TypeError:  # an aiohttp whose handler layout differs: keep its text errors
+            pass
+        return handler
+
+
+def json_errors_for_unparsable_requests(runner: web.AppRunner) -> None:
+    """Makes the runner's server answer unparsable requests with JSON (call after setup)."""
+    server = runner.server
+    if server is None or type(server) is not web.Server:
+        return
+    try:
+        server.__class__ = _JsonErrorServer
+    except TypeError:
+        log.warning("this aiohttp does not allow JSON errors for unparsable requests")
 
 
 def raw_response(status: int, body: bytes) -> web.Response:
@@ -145,12 +312,21 @@ def _as_dict(value: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 
 
+def control_api_help() -> str:
+    """The control API section of this module's documentation, for ``--help``."""
+    doc = __doc__ or ""
+    start = doc.find("Control API\n")
+    return doc[start:].strip() + "\n" if start >= 0 else ""
+
+
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m matrix_leave.host",
         description="Reference homeserver for the matrix-leave library: federation over HTTPS "
         "(make_leave, send_leave, invites, server keys) and a plain-HTTP control API, both "
         "on 127.0.0.1. It federates only with loopback server names (localhost:PORT).",
+        epilog=control_api_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--port", type=int, default=18448, help="federation (HTTPS) port (default 18448)"
@@ -233,8 +409,23 @@ class HomeServer:
             acl_allows_leave=args.acl_allows_leave,
             logger=library_logger,
         )
-        self.client = FederationClient(client_context(args.verify_tls, args.ca_file))
-        self._key_locks: dict[str, asyncio.Lock] = {}
+        tls = client_context(args.verify_tls, args.ca_file)
+        #: Invites, leaves and relays.
+        self.client = FederationClient(tls)
+        #: Key document fetches only: short, few, one at a time per address.
+        self.key_client = FederationClient(
+            tls,
+            timeout_s=KEY_FETCH_TIMEOUT_S,
+            limit=KEY_FETCH_MAX_CONCURRENT,
+            limit_per_host=1,
+        )
+        #: Per address: the lock its fetches take turns on, and how many requests hold or
+        #: wait for it.
+        self._key_locks: dict[tuple[str, int], asyncio.Lock] = {}
+        self._key_waiting: dict[tuple[str, int], int] = {}
+        self._key_fetches = 0
+        #: server name -> (monotonic time until which it is not asked again, why it failed)
+        self._key_failures: dict[str, tuple[float, str]] = {}
         self._last_key_fetch: dict[str, float] = {}
         self._background: set[asyncio.Task] = set()
         self.loop: Optional[asyncio.AbstractEventLoop] = None
@@ -269,9 +460,38 @@ class HomeServer:
     def key_document(self) -> dict:
         return mxl.server_key_document(self.key, self.server_name, now_ms() + KEY_VALIDITY_MS)
 
+    def _recent_key_failure(self, server_name: str) -> None:
+        """Raises Unreachable when fetching the server's keys failed a short while ago."""
+        failed = self._key_failures.get(server_name)
+        if failed is None:
+            return
+        until, why = failed
+        left = until - time.monotonic()
+        if left <= 0:
+            del self._key_failures[server_name]
+            return
+        raise Unreachable(f"{why} (not asked again for {left:.0f} s)")
+
+    def _remember_key_failure(self, server_name: str, why: str) -> None:
+        failures = self._key_failures
+        failures.pop(server_name, None)  # re-inserted last: the dict stays oldest first
+        failures[server_name] = (time.monotonic() + KEY_FETCH_FAILURE_TTL_S, why)
+        if len(failures) > KEY_FETCH_FAILURES_KEPT:
+            now = time.monotonic()
+            for name in [n for n, (until, _) in failures.items() if until <= now]:
+                del failures[name]
+            while len(failures) > KEY_FETCH_FAILURES_KEPT:
+                del failures[next(iter(failures))]
+
     async def keys_for(self, server_name: str, key_id: Optional[str] = None) -> dict[str, dict]:
         """The verify keys of a server, fetched from its key document when none is cached
-        that is still valid (or when ``key_id`` is not among them), verified and kept."""
+        that is still valid (or when ``key_id`` is not among them), verified and kept.
+
+        Raises:
+            KeyFetchBusy: too many requests wait for key fetches (answer 429).
+            Unreachable: the keys cannot be had: not a loopback name, the fetch failed
+                (now or in the last 30 s), the document does not verify.
+        """
         if server_name == self.server_name:
             return self.store.get_server_keys(server_name)
 
@@ -283,32 +503,64 @@ class HomeServer:
         cached = self.store.get_server_keys(server_name)
         if fresh(cached):
             return cached
-        lock = self._key_locks.setdefault(server_name, asyncio.Lock())
-        async with lock:
-            cached = self.store.get_server_keys(server_name)
-            if fresh(cached):
-                return cached
-            # An unknown key ID does not make us fetch again and again: once per few seconds.
-            has_current = any(e.get("valid_until_ts", 0) > now_ms() for e in cached.values())
-            last = self._last_key_fetch.get(server_name, float("-inf"))
-            if has_current and time.monotonic() - last < KEY_REFETCH_INTERVAL_S:
-                return cached
-            self._last_key_fetch[server_name] = time.monotonic()
-            status, body = await self.client.request(server_name, "GET", "/_matrix/key/v2/server")
-            if status != 200:
-                raise Unreachable(f"key document of {server_name}: HTTP {status}")
-            try:
-                keys = mxl.verify_server_key_document(body, server_name)
-            except mxl.MatrixError as e:
-                raise Unreachable(f"key document of {server_name} is not acceptable: {e}") from e
-            self.store.save_server_keys(server_name, keys)
-            log.info("keys of %s: %s", server_name, ", ".join(sorted(keys)))
-            return self.store.get_server_keys(server_name)
+        self._recent_key_failure(server_name)
+        address = resolve(server_name)  # a name that is not loopback: refused, no socket
+        waiting = self._key_waiting.get(address, 0)
+        if waiting >= KEY_FETCH_MAX_WAITING_PER_ORIGIN:
+            raise KeyFetchBusy(f"{waiting} requests already wait for the keys of {server_name}")
+        self._key_waiting[address] = waiting + 1
+        lock = self._key_locks.setdefault(address, asyncio.Lock())
+        try:
+            async with lock:
+                cached = self.store.get_server_keys(server_name)
+                if fresh(cached):
+                    return cached
+                self._recent_key_failure(server_name)
+                # An unknown key ID does not make us fetch again and again: once per few seconds.
+                has_current = any(e.get("valid_until_ts", 0) > now_ms() for e in cached.values())
+                last = self._last_key_fetch.get(server_name, float("-inf"))
+                if has_current and time.monotonic() - last < KEY_REFETCH_INTERVAL_S:
+                    return cached
+                if self._key_fetches >= KEY_FETCH_MAX_CONCURRENT:
+                    raise KeyFetchBusy(f"{self._key_fetches} key fetches are under way")
+                self._last_key_fetch[server_name] = time.monotonic()
+                self._key_fetches += 1
+                try:
+                    keys = await self._fetch_keys(server_name)
+                except Unreachable as e:
+                    self._remember_key_failure(server_name, str(e))
+                    raise
+                finally:
+                    self._key_fetches -= 1
+                self.store.save_server_keys(server_name, keys)
+                log.info("keys of %s: %s", server_name, ", ".join(sorted(keys)))
+                return self.store.get_server_keys(server_name)
+        finally:
+            left = self._key_waiting[address] - 1
+            if left:
+                self._key_waiting[address] = left
+            else:
+                del self._key_waiting[address]
+                self._key_locks.pop(address, None)
+
+    async def _fetch_keys(self, server_name: str) -> dict[str, dict]:
+        """Fetches and verifies a server's key document (on the key client)."""
+        status, body = await self.key_client.request(server_name, "GET", "/_matrix/key/v2/server")
+        if status != 200:
+            raise Unreachable(f"key document of {server_name}: HTTP {status}")
+        try:
+            return mxl.verify_server_key_document(body, server_name)
+        except mxl.MatrixError as e:
+            raise Unreachable(f"key document of {server_name} is not acceptable: {e}") from e
 
     # ---- federation: request authentication ------------------------------------------
 
     async def authenticate(self, request: web.Request, body: bytes) -> str:
-        """Checks the X-Matrix ``Authorization`` of a request; returns the origin."""
+        """Checks the X-Matrix ``Authorization`` of a request; returns the origin.
+
+        Everything that needs no key is checked before the origin's keys are fetched (see
+        the module documentation).
+        """
         header = request.headers.get("Authorization")
         if not header:
             raise HttpError(401, "M_UNAUTHORIZED", "missing Authorization header")
@@ -318,10 +570,28 @@ class HomeServer:
             raise HttpError.from_matrix(e) from e
         origin = parsed["origin"]
         request["claimed_origin"] = origin
+        destination = parsed.get("destination")
+        if destination is not None and destination != self.server_name:
+            raise HttpError(
+                401, "M_UNAUTHORIZED", f"the request is for {destination}, not {self.server_name}"
+            )
         # The raw body goes to the library as received: it judges exactly those bytes.
         content = body if body else None
+        # A dry run without any key: the library judges the header and the body (JSON,
+        # lone surrogates, ...) before it looks for the key, so its 400s come out here,
+        # before any fetch. Its 401 for the unknown key is expected and ignored.
+        try:
+            mxl.verify_xmatrix(header, request.method, request.raw_path, content, self.server_name, {})
+        except mxl.MatrixError as e:
+            if e.http_status == 400:
+                raise HttpError.from_matrix(e) from e
         try:
             keys = await self.keys_for(origin, parsed.get("key"))
+        except KeyFetchBusy as e:
+            raise HttpError(
+                429, "M_LIMIT_EXCEEDED", f"too busy to fetch the keys of {origin}: {e}",
+                retry_after_ms=1000,
+            ) from e
         except Unreachable as e:
             raise HttpError(
                 401, "M_UNAUTHORIZED", f"could not get the keys of {origin}: {e}"
@@ -347,6 +617,10 @@ class HomeServer:
             resp = await handler(request)
         except HttpError as e:
             resp = e.response()
+        except web.HTTPException as e:
+            if e.status < 400:
+                raise
+            resp = http_exception_response(e)
         except Exception:
             log.exception("federation handler failed: %s %s", request.method, request.raw_path)
             resp = json_response({"errcode": "M_UNKNOWN", "error": "internal error"}, 500)
@@ -402,43 +676,47 @@ class HomeServer:
         status, body = self.resident.make_leave(room_raw, user_raw, origin)
         return raw_response(status, body)
 
+    async def read_body(self, request: web.Request, limit: int) -> bytes:
+        """The request body, refused with 413 when over `limit` bytes: from Content-Length
+        before reading anything, else once read (aiohttp stops at CLIENT_MAX_SIZE)."""
+        declared = request.content_length
+        if declared is not None and declared > limit:
+            raise HttpError(413, "M_TOO_LARGE", f"the body is over the limit of {limit} bytes")
+        body = await request.read()
+        if len(body) > limit:
+            raise HttpError(413, "M_TOO_LARGE", f"the body is over the limit of {limit} bytes")
+        return body
+
     async def on_send_leave(
         self, request: web.Request, room_raw: str, event_raw: str, api: int
     ) -> web.Response:
-        body = await request.read()
+        # Nothing here parses the body: the library gets the raw bytes and judges them.
+        body = await self.read_body(request, MAX_BODY)
+        # Unauthenticated requests are answered, never recorded.
+        origin = await self.authenticate(request, body)
         room_id, event_id_in_url = unquote(room_raw), unquote(event_raw)
-        parsed_event: Any = parse_json_body(body) if body else None
-        record = dict(
-            room_id=room_id, api=f"v{api}", event_id_in_url=event_id_in_url, event=parsed_event
+        record: dict[str, Any] = dict(
+            room_id=room_id, api=f"v{api}", event_id_in_url=event_id_in_url, origin=origin
         )
-        try:
-            origin = await self.authenticate(request, body)
-        except HttpError as e:
-            self.store.record_leave(
-                **record,
-                origin=request.get("claimed_origin") or "-",
-                status=e.status,
-                accepted=False,
-                rejected_because=f"{e.errcode}: {e.error}",
-            )
-            raise
+        refused_body = body_text(body)
         if api == 2 and self.args.disable_v2_send_leave:
             e = HttpError(
                 404, "M_UNRECOGNIZED", "PUT /v2/send_leave is switched off on this server"
             )
             self.store.record_leave(
                 **record,
-                origin=origin,
+                body=refused_body,
                 status=404,
                 accepted=False,
                 rejected_because=f"{e.errcode}: {e.error}",
             )
             raise e
-        # Versions 1 and 2 events also need the signature of the server named in their
-        # event ID; fetch its keys ahead, as the library's key callback cannot wait.
-        if isinstance(parsed_event, dict) and isinstance(parsed_event.get("event_id"), str):
-            other = server_of(parsed_event["event_id"])
-            if other and other != origin:
+        # Room versions 1 and 2: the event also needs the signature of the server named in
+        # its event ID, which is the ID in the path (the library refuses any other). Fetch
+        # that server's keys ahead, as the library's key callback cannot wait.
+        if self.store.room_version(room_id) in ("1", "2"):
+            other = server_of(event_id_in_url)
+            if other and other not in (origin, self.server_name):
                 try:
                     await self.keys_for(other)
                 except Unreachable as e:
@@ -451,24 +729,32 @@ class HomeServer:
             log.exception("send_leave: the store failed")
             self.store.record_leave(
                 **record,
-                origin=origin,
+                body=refused_body,
                 status=500,
                 accepted=False,
                 rejected_because=f"M_UNKNOWN: host failure: {type(e).__name__}: {e}",
             )
             raise HttpError(500, "M_UNKNOWN", "internal error") from e
         accepted = result.accepted
-        self.store.record_leave(
-            **record,
-            origin=origin,
-            status=result.status,
-            accepted=accepted is not None,
-            event_id=accepted.event_id if accepted else None,
-            soft_failed=accepted.soft_failed if accepted else None,
-            duplicate=accepted.duplicate if accepted else None,
-            redacted=accepted.redacted if accepted else None,
-            rejected_because=None if accepted else f"{result.errcode}: {result.error}",
-        )
+        if accepted is not None:
+            self.store.record_leave(
+                **record,
+                event=accepted.event,
+                status=result.status,
+                accepted=True,
+                event_id=accepted.event_id,
+                soft_failed=accepted.soft_failed,
+                duplicate=accepted.duplicate,
+                redacted=accepted.redacted,
+            )
+        else:
+            self.store.record_leave(
+                **record,
+                body=refused_body,
+                status=result.status,
+                accepted=False,
+                rejected_because=f"{result.errcode}: {result.error}",
+            )
         if accepted is not None and accepted.relay_to:
             self.spawn(self.relay(accepted.event, list(accepted.relay_to)))
         return raw_response(result.status, result.body)
@@ -502,7 +788,7 @@ class HomeServer:
     # ---- federation: invites for local users ------------------------------------------
 
     async def on_invite(self, request: web.Request, room_raw: str, event_raw: str) -> web.Response:
-        body = await request.read()
+        body = await self.read_body(request, CLIENT_MAX_SIZE)
         origin = await self.authenticate(request, body)
         room_id, path_event_id = unquote(room_raw), unquote(event_raw)
         info: dict[str, Any] = {"room_id": room_id, "origin": origin, "event_id": path_event_id}
@@ -524,7 +810,7 @@ class HomeServer:
     ) -> dict:
         try:
             payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
             raise HttpError(400, "M_NOT_JSON", "the body is not JSON") from e
         if not isinstance(payload, dict) or not isinstance(payload.get("event"), dict):
             raise HttpError(400, "M_BAD_JSON", "event must be an object")
@@ -622,8 +908,11 @@ class HomeServer:
                 err.error,
             )
             return err.response()
-        except web.HTTPException:
-            raise
+        except web.HTTPException as e:
+            if e.status < 400:
+                raise
+            log.info("control %s %s -> %d", request.method, request.path, e.status)
+            return http_exception_response(e)
         except Exception as e:
             log.exception("control %s %s failed", request.method, request.path)
             return json_response({"errcode": "M_UNKNOWN", "error": f"{type(e).__name__}: {e}"}, 500)
@@ -632,7 +921,7 @@ class HomeServer:
     async def body(request: web.Request) -> dict:
         try:
             value = await request.json()
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
             raise HttpError(400, "M_NOT_JSON", "the body is not JSON") from e
         if not isinstance(value, dict):
             raise HttpError(400, "M_BAD_JSON", "the body must be an object")
@@ -1003,7 +1292,7 @@ class HomeServer:
     # ---- apps and lifecycle -----------------------------------------------------------
 
     def federation_app(self) -> web.Application:
-        app = web.Application(middlewares=[self.federation_log])
+        app = web.Application(middlewares=[self.federation_log], client_max_size=CLIENT_MAX_SIZE)
         app.router.add_route("*", "/{tail:.*}", self.federation)
         return app
 
@@ -1025,10 +1314,13 @@ class HomeServer:
         self.loop = asyncio.get_running_loop()
         cert, key = ensure_certificate(self.data_dir, self.server_name)
         await self.client.start()
+        await self.key_client.start()
         fed_runner = web.AppRunner(self.federation_app(), access_log=None)
         ctl_runner = web.AppRunner(self.control_app(), access_log=None)
         await fed_runner.setup()
         await ctl_runner.setup()
+        json_errors_for_unparsable_requests(fed_runner)
+        json_errors_for_unparsable_requests(ctl_runner)
         try:
             await web.TCPSite(
                 fed_runner, "127.0.0.1", self.args.port, ssl_context=server_context(cert, key)
@@ -1058,6 +1350,7 @@ class HomeServer:
             await ctl_runner.cleanup()
             await fed_runner.cleanup()
             await self.client.close()
+            await self.key_client.close()
             self.store.close()
 
 

@@ -100,6 +100,9 @@ CREATE TABLE IF NOT EXISTS invites_received (
     event            TEXT,
     received_ts      INTEGER NOT NULL
 );
+-- send_leave requests whose X-Matrix signature verified (nothing is written for the
+-- others). `event` is the event as the library accepted it; `body` the raw body of a
+-- refused request as text (invalid UTF-8 replaced), at most 65536 bytes of it.
 CREATE TABLE IF NOT EXISTS leaves_received (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
     room_id          TEXT NOT NULL,
@@ -114,9 +117,13 @@ CREATE TABLE IF NOT EXISTS leaves_received (
     redacted         INTEGER,
     rejected_because TEXT,
     event            TEXT,
-    received_ts      INTEGER NOT NULL
+    received_ts      INTEGER NOT NULL,
+    body             TEXT
 );
 """
+
+#: The most of a refused request body :meth:`Store.record_leave` keeps, in bytes.
+RECORDED_BODY_MAX = 65536
 
 
 def now_ms() -> int:
@@ -141,7 +148,33 @@ def ref_ids(refs: Any) -> list[str]:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    """JSON text for a TEXT column. A string holding a lone surrogate (which a JSON parser
+    can produce from ``"\\ud800"``) cannot be stored as UTF-8, so then every non-ASCII
+    character is written as an escape instead."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(value, ensure_ascii=True, separators=(",", ":"), sort_keys=True)
+    return text
+
+
+def body_text(body: bytes, limit: int = RECORDED_BODY_MAX) -> str:
+    """A request body as text to record: at most `limit` bytes of it, invalid UTF-8 (and a
+    multi-byte character cut at the limit) replaced by U+FFFD."""
+    return bytes(body[:limit]).decode("utf-8", "replace")
+
+
+def _shown_event(text: Optional[str]) -> Optional[dict]:
+    """A recorded body as an object, when it is one, for display only (the library judged
+    the raw bytes; this is never fed back to it)."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 class Store:
@@ -156,6 +189,9 @@ class Store:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(SCHEMA)
+            columns = {row["name"] for row in self._db.execute("PRAGMA table_info(leaves_received)")}
+            if "body" not in columns:  # a database made before the column existed
+                self._db.execute("ALTER TABLE leaves_received ADD COLUMN body TEXT")
         #: Our own verify keys, served to the Resident for our own name.
         self._own_keys: dict[str, dict[str, Any]] = {}
 
@@ -502,20 +538,26 @@ class Store:
         status: int,
         accepted: bool,
         event_id_in_url: str,
-        event: Any,
+        event: Optional[dict] = None,
+        body: Optional[str] = None,
         event_id: Optional[str] = None,
         soft_failed: Optional[bool] = None,
         duplicate: Optional[bool] = None,
         redacted: Optional[bool] = None,
         rejected_because: Optional[str] = None,
     ) -> None:
+        """Records one authenticated send_leave request: for an accepted leave `event`, the
+        event as the library accepted it; for a refusal `body`, the raw body as text (see
+        :func:`body_text`; cut to :data:`RECORDED_BODY_MAX` bytes here too)."""
+        if body is not None:
+            body = body_text(body.encode("utf-8", "replace"))
         self._write(
             [
                 (
                     "INSERT INTO leaves_received (room_id, api, origin, status, accepted,"
                     " event_id_in_url, event_id, soft_failed, duplicate, redacted,"
-                    " rejected_because, event, received_ts)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " rejected_because, event, body, received_ts)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         room_id,
                         api,
@@ -529,6 +571,7 @@ class Store:
                         None if redacted is None else int(redacted),
                         rejected_because,
                         _dumps(event) if event is not None else None,
+                        body,
                         now_ms(),
                     ),
                 )
@@ -536,6 +579,10 @@ class Store:
         )
 
     def leaves_received(self) -> list[dict[str, Any]]:
+        """The recorded send_leave requests, oldest first. ``event`` is the accepted event,
+        or for a refusal whose body is a JSON object that object (for display); ``body`` the
+        recorded raw body of a refusal."""
+
         def flag(v: Any) -> Optional[bool]:
             return None if v is None else bool(v)
 
@@ -546,7 +593,8 @@ class Store:
                 "origin": row["origin"],
                 "status": row["status"],
                 "accepted": bool(row["accepted"]),
-                "event": json.loads(row["event"]) if row["event"] else None,
+                "event": json.loads(row["event"]) if row["event"] else _shown_event(row["body"]),
+                "body": row["body"],
                 "event_id_in_url": row["event_id_in_url"],
                 "event_id": row["event_id"],
                 "soft_failed": flag(row["soft_failed"]),
