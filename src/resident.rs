@@ -57,6 +57,11 @@ pub trait ResidentHost {
     ) -> Result<Option<Value>, Error>;
     /// An event of this room by ID, as a PDU, if the server has it.
     fn event(&self, room_id: &str, event_id: &str) -> Result<Option<Value>, Error>;
+    /// Whether the server has this event of this room. The default asks [`Self::event`];
+    /// a host that can answer without building the event should.
+    fn has_event(&self, room_id: &str, event_id: &str) -> Result<bool, Error> {
+        Ok(self.event(room_id, event_id)?.is_some())
+    }
     /// The room's forward extremities with their depths.
     fn forward_extremities(&self, room_id: &str) -> Result<Vec<(String, i64)>, Error>;
     /// The servers with at least one joined member (this server included if it is in).
@@ -230,11 +235,12 @@ impl Resident {
         &self.server_name
     }
 
+    /// The room's version and the servers in it; the room must be known and this server in it.
     fn room_version(
         &self,
         host: &dyn ResidentHost,
         room_id: &str,
-    ) -> Result<&'static RoomVersion, Error> {
+    ) -> Result<(&'static RoomVersion, Vec<String>), Error> {
         let Some(v) = host.room_version(room_id)? else {
             return Err(Error::not_found(format!(
                 "room {room_id} is not known here"
@@ -252,7 +258,7 @@ impl Resident {
                 "this server is no longer in room {room_id}"
             )));
         }
-        Ok(version)
+        Ok((version, servers))
     }
 
     fn check_acl(&self, host: &dyn ResidentHost, room_id: &str, origin: &str) -> Result<(), Error> {
@@ -322,7 +328,7 @@ impl Resident {
                 "user {user_id} does not belong to the requesting server {origin}"
             )));
         }
-        let version = self.room_version(host, &room_id)?;
+        let (version, _) = self.room_version(host, &room_id)?;
         self.check_acl(host, &room_id, origin)?;
 
         let member = host.state_event(&room_id, "m.room.member", &user_id)?;
@@ -507,7 +513,7 @@ impl Resident {
         let path_event_id = percent_decode(path_event_id, "eventId")?;
         check_id(&room_id, '!', "roomId")?;
         check_id(&path_event_id, '$', "eventId")?;
-        let version = self.room_version(host, &room_id)?;
+        let (version, servers) = self.room_version(host, &room_id)?;
         let pdu = Value::parse(body, version.json_mode())?;
         check_format(&pdu, version)?;
 
@@ -574,7 +580,7 @@ impl Resident {
         // where the ID is the event's hash (versions 3+) does a known ID prove the same
         // event; in versions 1 and 2 the sender writes the ID, so this check waits until the
         // signatures have been verified (below).
-        if version.event_id_is_hash() && host.event(&room_id, &event_id)?.is_some() {
+        if version.event_id_is_hash() && host.has_event(&room_id, &event_id)? {
             host.log(
                 LogLevel::Debug,
                 &format!("send_leave: {event_id} is already stored"),
@@ -667,7 +673,7 @@ impl Resident {
         let relay_to = if soft_failed {
             vec![]
         } else {
-            let mut servers = host.servers_in_room(&room_id)?;
+            let mut servers = servers;
             servers.retain(|s| s != origin && *s != self.server_name);
             servers.sort();
             servers.dedup();
