@@ -184,7 +184,9 @@ pub unsafe extern "C" fn mxl_content_hash(
             )
         };
 
-        let event = parse_json(json, Mode::Strict, "json")?;
+        // The hash is the same whatever the room version; the lenient rules let it be
+        // computed for version 1-5 events that carry floats.
+        let event = parse_json(json, Mode::Lenient, "json")?;
         let hash = event::content_hash_b64(&event)?;
 
         *out = mxl_bytes::into_raw(hash);
@@ -215,20 +217,12 @@ pub unsafe extern "C" fn mxl_reference_hash(
     out_error: *mut *mut mxl_error,
 ) -> Code {
     guard(out_error, || {
-        // SAFETY: the caller's contract covers every pointer.
-        let (out, json, version) = unsafe {
-            (
-                out_arg(out_bytes, "out_bytes")?,
-                slice_arg(json, json_len, "json")?,
-                room_version_arg(room_version, "room_version")?,
-            )
-        };
-
-        let event = parse_json(json, version.json_mode(), "json")?;
-        let hash = event::reference_hash(&event, version)?;
-
-        *out = mxl_bytes::into_raw(keys::b64_encode(&hash));
-        Ok(())
+        // SAFETY: forwarded from the caller's contract.
+        unsafe {
+            map_event(json, json_len, room_version, out_bytes, |event, version| {
+                Ok(keys::b64_encode(&event::reference_hash(event, version)?).into_bytes())
+            })
+        }
     })
 }
 
@@ -255,20 +249,12 @@ pub unsafe extern "C" fn mxl_event_id(
     out_error: *mut *mut mxl_error,
 ) -> Code {
     guard(out_error, || {
-        // SAFETY: the caller's contract covers every pointer.
-        let (out, json, version) = unsafe {
-            (
-                out_arg(out_bytes, "out_bytes")?,
-                slice_arg(json, json_len, "json")?,
-                room_version_arg(room_version, "room_version")?,
-            )
-        };
-
-        let event = parse_json(json, version.json_mode(), "json")?;
-        let id = event::event_id(&event, version)?;
-
-        *out = mxl_bytes::into_raw(id);
-        Ok(())
+        // SAFETY: forwarded from the caller's contract.
+        unsafe {
+            map_event(json, json_len, room_version, out_bytes, |event, version| {
+                Ok(event::event_id(event, version)?.into_bytes())
+            })
+        }
     })
 }
 
@@ -335,20 +321,12 @@ pub unsafe extern "C" fn mxl_redact(
     out_error: *mut *mut mxl_error,
 ) -> Code {
     guard(out_error, || {
-        // SAFETY: the caller's contract covers every pointer.
-        let (out, json, version) = unsafe {
-            (
-                out_arg(out_bytes, "out_bytes")?,
-                slice_arg(json, json_len, "json")?,
-                room_version_arg(room_version, "room_version")?,
-            )
-        };
-
-        let event = parse_json(json, version.json_mode(), "json")?;
-        let redacted = event::redact(&event, version)?;
-
-        *out = mxl_bytes::into_raw(redacted.to_canonical());
-        Ok(())
+        // SAFETY: forwarded from the caller's contract.
+        unsafe {
+            map_event(json, json_len, room_version, out_bytes, |event, version| {
+                Ok(event::redact(event, version)?.to_canonical())
+            })
+        }
     })
 }
 
@@ -1053,6 +1031,33 @@ pub unsafe extern "C" fn mxl_verify_server_key_document(
         *out = mxl_bytes::into_raw(server_keys_to_json(&keys).to_canonical());
         Ok(())
     })
+}
+
+/// The shared body of the exports that turn one event of a room version into bytes: checks
+/// the arguments, parses the event under the version's JSON rules, and hands `f`'s result
+/// back through `out_bytes`.
+///
+/// # Safety
+///
+/// As for the exports that call it.
+unsafe fn map_event(
+    json: *const u8,
+    json_len: usize,
+    room_version: *const c_char,
+    out_bytes: *mut *mut mxl_bytes,
+    f: impl FnOnce(&Value, &crate::version::RoomVersion) -> Result<Vec<u8>, Error>,
+) -> Result<(), Error> {
+    // SAFETY: the caller's contract covers every pointer.
+    let (out, json, version) = unsafe {
+        (
+            out_arg(out_bytes, "out_bytes")?,
+            slice_arg(json, json_len, "json")?,
+            room_version_arg(room_version, "room_version")?,
+        )
+    };
+    let event = parse_json(json, version.json_mode(), "json")?;
+    *out = mxl_bytes::into_raw(f(&event, version)?);
+    Ok(())
 }
 
 #[cfg(test)]
