@@ -46,7 +46,7 @@ VENV_STAMP := .venv/.mxl-installed
 # The steps of `test` must run in order, even under `make -j`.
 .NOTPARALLEL:
 
-.PHONY: all build header install test test-rust test-c test-python venv oracle demo clean
+.PHONY: all build header install test test-rust test-c test-c-threads test-python venv oracle demo clean fuzz fuzz-smoke
 
 all: build
 
@@ -57,7 +57,7 @@ build:
 header:
 	MXL_WRITE_HEADER=1 $(CARGO) test --release --test header -- --exact committed_header_matches_the_generated_one
 
-test: test-rust test-c test-python
+test: test-rust test-c test-c-threads test-python
 	@echo "make test: all steps passed"
 
 test-rust: oracle
@@ -167,6 +167,18 @@ test-c: build
 		echo "test-c: SKIPPED the valgrind memory check: valgrind is not installed (.ci/run installs it)"; \
 	fi
 
+# tests/c/threads.c: one mxl_resident shared by eight POSIX threads over examples/c/room.c's
+# host (its callbacks behind one mutex); every answer as single-threaded, each leave stored
+# once. Linked shared and static.
+test-c-threads: build
+	mkdir -p $(C_TEST_DIR)
+	$(CC) $(C_FLAGS) -Iexamples/c tests/c/threads.c $(ROOM_C) -pthread \
+		-o $(C_TEST_DIR)/threads-shared $(LINK_SHARED)
+	$(CC) $(C_FLAGS) -Iexamples/c tests/c/threads.c $(ROOM_C) -pthread \
+		-o $(C_TEST_DIR)/threads-static $(LINK_STATIC)
+	$(C_TEST_DIR)/threads-shared
+	$(C_TEST_DIR)/threads-static
+
 # ---- Python binding, reference homeserver and Synapse interop ---------------------------
 # The binding finds the library through MATRIX_LEAVE_LIBRARY.
 test-python: build venv
@@ -184,6 +196,18 @@ $(VENV_STAMP): bindings/python/pyproject.toml
 	.venv/bin/pip install --quiet --upgrade pip
 	.venv/bin/pip install --quiet -e 'bindings/python[test]'
 	touch $@
+
+# ---- Fuzzing (fuzz/README.md) ----------------------------------------------------------
+# cargo-fuzz on the stable toolchain; installs cargo-fuzz from crates.io when missing, seeds
+# fuzz/corpus/ from tests/vectors, then runs every target for FUZZ_SECONDS, one after another.
+FUZZ_SECONDS ?= 600
+
+fuzz:
+	fuzz/run.sh $(FUZZ_SECONDS)
+
+# Every target for 20 seconds: a quick check that the targets build and run.
+fuzz-smoke:
+	fuzz/run.sh 20
 
 clean:
 	$(CARGO) clean

@@ -828,9 +828,12 @@ impl<'a> Parser<'a> {
         // All significant digits, and the power of ten of the last one.
         let mut digits: Vec<u8> = int_digits.iter().chain(frac.iter()).copied().collect();
         let mut scale = exp.saturating_sub(frac.len() as i64);
-        while digits.len() > 1 && digits[0] == b'0' {
-            digits.remove(0);
-        }
+        // Leading zeros go in one step (removing them one by one is quadratic).
+        let first_nonzero = digits
+            .iter()
+            .position(|&d| d != b'0')
+            .unwrap_or(digits.len().saturating_sub(1));
+        digits.drain(..first_nonzero);
         while digits.len() > 1 && digits.last() == Some(&b'0') && scale < i64::MAX {
             digits.pop();
             scale += 1;

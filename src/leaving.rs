@@ -135,7 +135,11 @@ pub fn complete_template(
         ev.insert("origin".into(), Value::from(input.server_name));
     }
     if let Some(ts) = input.now_ms {
-        ev.insert("origin_server_ts".into(), Value::Int(ts));
+        // The host's clock, kept within what canonical JSON can carry.
+        ev.insert(
+            "origin_server_ts".into(),
+            Value::Int(ts.clamp(0, json::MAX_SAFE_INTEGER)),
+        );
     }
     if let Some(reason) = input.reason {
         if let Some(Value::Object(c)) = ev.get_mut("content") {
@@ -520,7 +524,10 @@ pub fn out_of_band_leave(req: &LeaveRequest<'_>) -> Result<(String, Value), Erro
         ("sender", Value::from(req.user_id)),
         ("state_key", Value::from(req.user_id)),
         ("content", Value::Object(content)),
-        ("origin_server_ts", Value::Int(req.now_ms)),
+        (
+            "origin_server_ts",
+            Value::Int(req.now_ms.clamp(0, json::MAX_SAFE_INTEGER)),
+        ),
         ("depth", Value::Int(depth)),
         ("prev_events", Value::Array(prev.clone())),
         ("auth_events", Value::Array(prev)),

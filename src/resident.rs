@@ -395,7 +395,9 @@ impl Resident {
             json::object([("membership", Value::from("leave"))]),
         );
         ev.insert("origin".into(), Value::from(self.server_name.as_str()));
-        ev.insert("origin_server_ts".into(), Value::Int(host.now_ms()));
+        // The host's clock, kept within what canonical JSON can carry.
+        let now = host.now_ms().clamp(0, json::MAX_SAFE_INTEGER);
+        ev.insert("origin_server_ts".into(), Value::Int(now));
         ev.insert("depth".into(), Value::Int(depth));
         ev.insert("prev_events".into(), refs(prev_ids)?);
         ev.insert("auth_events".into(), refs(auth_ids)?);

@@ -1,9 +1,6 @@
 //! Inputs the fuzz targets (`fuzz/`) found, each kept here as a plain test with the
 //! minimized input inline, so a fix stays fixed without running a fuzzer.
 //!
-//! Tests marked `#[ignore]` reproduce a bug that is reported but not yet fixed in `src/`; run
-//! them with `cargo test --release --test regressions -- --include-ignored`, and remove the
-//! `ignore` with the fix.
 
 mod common;
 
@@ -18,8 +15,8 @@ fn canonical(text: &[u8], mode: Mode) -> String {
     v.to_canonical_string()
 }
 
-/// fuzz target `canonical_json`, crash-446a1cea (and six more artifacts of the same cause in
-/// the first minute): in lenient mode (room versions 1 to 5) a number whose decimal text is
+/// fuzz target `canonical_json`, crash-446a1cea and 79 more artifacts of the same cause
+/// (fixed in 2a02c5f): in lenient mode (room versions 1 to 5) a number whose decimal text is
 /// not integral, but whose nearest f64 is, prints in Python's float form (`1.0`, `0.0`,
 /// `-0.0`, `4.444444400002039e+16`), and that text is integral, so it prints as an integer
 /// the next time: the canonical form is not a fixed point.
@@ -48,7 +45,7 @@ fn lenient_canonical_numbers_are_a_fixed_point() {
 
 /// The consequence of the bug above for events: a room version 1-5 event carrying such a
 /// number, signed by this library, no longer verifies once read back from the canonical
-/// bytes it is sent as (found by fuzz target `event_properties`).
+/// bytes it is sent as (a property the `event_properties` and `template` fuzz targets check).
 #[test]
 fn signed_lenient_event_verifies_after_its_wire_form() {
     let key = common::spec_key("ed25519:1");

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod host;
+pub mod sync_host;
 
 use std::path::PathBuf;
 
