@@ -43,6 +43,24 @@ fn vector_host(file: &serde_json::Value, room: &str) -> MemoryHost {
     host
 }
 
+/// Sends `body` to the resident at the path of a vector case's request, from its origin.
+fn send_to_case_path(
+    resident: &Resident,
+    host: &MemoryHost,
+    req: &serde_json::Value,
+    body: &[u8],
+    api: SendLeaveApi,
+) -> matrix_leave::resident::Response {
+    resident.send_leave(
+        host,
+        req["path_room_id"].as_str().unwrap(),
+        req["path_event_id"].as_str().unwrap(),
+        body,
+        req["origin"].as_str().unwrap_or("remote.example"),
+        api,
+    )
+}
+
 #[test]
 fn leave_auth_vectors_through_send_leave() {
     let file = load("leave_auth.json");
@@ -54,14 +72,7 @@ fn leave_auth_vectors_through_send_leave() {
         let host = vector_host(&file, input["room"].as_str().unwrap());
         let req = &input["request"];
         let body = ours(&input["event"]).to_canonical();
-        let resp = resident.send_leave(
-            &host,
-            req["path_room_id"].as_str().unwrap(),
-            req["path_event_id"].as_str().unwrap(),
-            &body,
-            req["origin"].as_str().unwrap(),
-            SendLeaveApi::V2,
-        );
+        let resp = send_to_case_path(&resident, &host, req, &body, SendLeaveApi::V2);
         let sl = &case["expected"]["send_leave"];
         let allowed = expected_answer(sl);
         let got = (
@@ -190,16 +201,7 @@ fn duplicate_leave_is_answered_without_a_second_store() {
     let resident = Resident::new("resident.example", ResidentOptions::default());
     let req = &case["input"]["request"];
     let body = ours(&case["input"]["event"]).to_canonical();
-    let send = |api| {
-        resident.send_leave(
-            &host,
-            req["path_room_id"].as_str().unwrap(),
-            req["path_event_id"].as_str().unwrap(),
-            &body,
-            "remote.example",
-            api,
-        )
-    };
+    let send = |api| send_to_case_path(&resident, &host, req, &body, api);
     let first = send(SendLeaveApi::V2);
     assert_eq!(first.status, 200);
     assert!(!first.accepted.as_ref().unwrap().duplicate);
@@ -232,14 +234,7 @@ fn v1_endpoint_can_be_switched_off() {
     );
     let req = &case["input"]["request"];
     let body = ours(&case["input"]["event"]).to_canonical();
-    let r = resident.send_leave(
-        &host,
-        req["path_room_id"].as_str().unwrap(),
-        req["path_event_id"].as_str().unwrap(),
-        &body,
-        "remote.example",
-        SendLeaveApi::V1,
-    );
+    let r = send_to_case_path(&resident, &host, req, &body, SendLeaveApi::V1);
     assert_eq!(
         (r.status, r.error.unwrap().errcode()),
         (404, "M_UNRECOGNIZED")
@@ -267,14 +262,7 @@ fn failing_callback_at_each_site_is_a_500_with_nothing_stored() {
     ] {
         let host = vector_host(&file, "v10/invited");
         host.fail_at.set(Some(site));
-        let r = resident.send_leave(
-            &host,
-            req["path_room_id"].as_str().unwrap(),
-            req["path_event_id"].as_str().unwrap(),
-            &body,
-            "remote.example",
-            SendLeaveApi::V2,
-        );
+        let r = send_to_case_path(&resident, &host, req, &body, SendLeaveApi::V2);
         assert_eq!(
             (r.status, r.error.as_ref().map(|e| e.errcode())),
             (500, Some("M_UNKNOWN")),
@@ -283,14 +271,7 @@ fn failing_callback_at_each_site_is_a_500_with_nothing_stored() {
         assert!(host.stored.borrow().is_empty(), "{site:?}");
         // The next call works.
         host.fail_at.set(None);
-        let ok = resident.send_leave(
-            &host,
-            req["path_room_id"].as_str().unwrap(),
-            req["path_event_id"].as_str().unwrap(),
-            &body,
-            "remote.example",
-            SendLeaveApi::V2,
-        );
+        let ok = send_to_case_path(&resident, &host, req, &body, SendLeaveApi::V2);
         assert_eq!(ok.status, 200, "{site:?}");
     }
     for site in [
@@ -327,14 +308,7 @@ fn body_size_boundary_is_65536_inclusive() {
         let host = vector_host(&file, "v10/invited");
         let mut padded = body.clone();
         padded.resize(size, b' ');
-        let r = resident.send_leave(
-            &host,
-            req["path_room_id"].as_str().unwrap(),
-            req["path_event_id"].as_str().unwrap(),
-            &padded,
-            "remote.example",
-            SendLeaveApi::V2,
-        );
+        let r = send_to_case_path(&resident, &host, req, &padded, SendLeaveApi::V2);
         assert_eq!(r.status, status, "size {size}: {:?}", r.error);
         if status == 413 {
             assert_eq!(r.error.unwrap().errcode(), "M_TOO_LARGE");
@@ -715,12 +689,11 @@ fn unsigned_from_the_sender_is_not_stored() {
     ev["unsigned"] =
         serde_json::json!({"age": -5, "redacted_because": {"type": "m.room.redaction"}});
     let req = &case["input"]["request"];
-    let r = resident.send_leave(
+    let r = send_to_case_path(
+        &resident,
         &host,
-        req["path_room_id"].as_str().unwrap(),
-        req["path_event_id"].as_str().unwrap(),
+        req,
         &ours(&ev).to_canonical(),
-        "remote.example",
         SendLeaveApi::V2,
     );
     assert_eq!(r.status, 200, "{:?}", r.error);
