@@ -19,6 +19,11 @@ fn main() {
 
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=src");
+    // Set through RUSTFLAGS (see .cargo/config.toml) for curve25519-dalek; read by
+    // keys::ed25519_backend to report the code in use.
+    println!(
+        "cargo::rustc-check-cfg=cfg(curve25519_dalek_backend, values(\"avx512\", \"simd\", \"serial\", \"fiat\"))"
+    );
 
     let mut config = cbindgen::Config::from_file(&config_path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", config_path.display()));

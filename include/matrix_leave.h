@@ -787,6 +787,10 @@ typedef struct {
      * mxl_response_free.
      */
     void (*response_free)(mxl_response *response);
+    /**
+     * mxl_ed25519_backend.
+     */
+    const char *(*ed25519_backend)(void);
 } mxl_plugin_v1;
 
 #ifdef __cplusplus
@@ -806,6 +810,15 @@ const char *mxl_version(void);
  * that it equals MXL_ABI_VERSION before making other calls.
  */
 uint32_t mxl_abi_version(void);
+
+/**
+ * The ed25519 code signature checks run on in this process: "avx512ifma", "avx2" or
+ * "serial". The library carries more than one and picks by the CPU's features when it is
+ * first used, so a host may log this once at start-up.
+ *
+ * Returns a static NUL-terminated string that is valid forever; do not free it.
+ */
+const char *mxl_ed25519_backend(void);
 
 /**
  * The HTTP status a federation endpoint answers with for a result code: 200 for

@@ -105,10 +105,12 @@ impl SigningKey {
     /// A fresh random key from the operating system's generator.
     pub fn generate(key_id: &str) -> Result<SigningKey, Error> {
         check_key_id(key_id)?;
-        let mut rng = rand_core::OsRng;
+        let mut seed = [0u8; 32];
+        rand_core::RngCore::try_fill_bytes(&mut rand_core::OsRng, &mut seed)
+            .map_err(|e| Error::host(format!("the system random generator failed: {e}")))?;
         Ok(SigningKey {
             key_id: key_id.to_string(),
-            key: ed25519_dalek::SigningKey::generate(&mut rng),
+            key: ed25519_dalek::SigningKey::from_bytes(&seed),
         })
     }
 
@@ -189,6 +191,29 @@ pub fn signing_bytes(value: &Value) -> Result<Vec<u8>, Error> {
         &mut out,
     );
     Ok(out)
+}
+
+/// The ed25519 code this process verifies with: `"avx512ifma"`, `"avx2"` or `"serial"`.
+///
+/// curve25519-dalek chooses at run time from the CPU's features among the code it was
+/// compiled with. The AVX2 code is always compiled on x86_64; the AVX-512 IFMA code only
+/// when built with `--cfg curve25519_dalek_backend="avx512"`, which this repository's
+/// `.cargo/config.toml` sets.
+pub fn ed25519_backend() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let ifma_compiled = cfg!(curve25519_dalek_backend = "avx512");
+        if ifma_compiled
+            && std::arch::is_x86_feature_detected!("avx512ifma")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+        {
+            return "avx512ifma";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return "avx2";
+        }
+    }
+    "serial"
 }
 
 /// A decoded ed25519 public key.

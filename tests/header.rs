@@ -80,6 +80,30 @@ fn version_macros_match_the_crate() {
     assert_eq!(version.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
 }
 
+#[test]
+fn ed25519_backend_follows_the_cpu_and_the_build() {
+    // curve25519-dalek takes its AVX-512 IFMA code when compiled in (the repository's
+    // .cargo/config.toml asks for it on x86_64) and the CPU has AVX-512 IFMA and VL, else
+    // AVX2 when the CPU has it, else its portable code.
+    #[cfg(target_arch = "x86_64")]
+    let expected = if std::arch::is_x86_feature_detected!("avx512ifma")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+        && cfg!(curve25519_dalek_backend = "avx512")
+    {
+        "avx512ifma"
+    } else if std::arch::is_x86_feature_detected!("avx2") {
+        "avx2"
+    } else {
+        "serial"
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let expected = "serial";
+    assert_eq!(matrix_leave::keys::ed25519_backend(), expected);
+    // SAFETY: mxl_ed25519_backend returns a static NUL-terminated string.
+    let c = unsafe { std::ffi::CStr::from_ptr(matrix_leave::ffi::mxl_ed25519_backend()) };
+    assert_eq!(c.to_str().unwrap(), expected);
+}
+
 /// The header without comments.
 fn strip_comments(header: &str) -> String {
     let mut out = String::with_capacity(header.len());

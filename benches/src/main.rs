@@ -520,15 +520,16 @@ fn cpu_model() -> String {
 
 /// Which ed25519 and SHA-256 code runs on this CPU.
 ///
-/// curve25519-dalek picks its backend at run time with cpufeatures (the same CPUID test as
-/// below): version 4 (matrix-leave, the floor) compiles its `simd` backend on x86_64 with an
-/// AVX2 path, and an AVX-512 IFMA path only on nightly Rust; version 5 (ruma-signatures)
-/// also compiles the AVX-512 IFMA path on stable Rust 1.89+. Each takes AVX-512 IFMA (+VL)
-/// when the CPU has it and the path is compiled, else AVX2, else its serial u64 backend.
-/// sha2 0.10 and 0.11 likewise use SHA-NI when present. A profile of `mxl-bench profile
-/// verify small-v10` shows the chosen code (`...vector::scalar_mul::vartime_double_base::
-/// spec_avx2::mul` for AVX2).
+/// curve25519-dalek picks its backend at run time with cpufeatures among the code it was
+/// compiled with. matrix-leave and ruma-signatures share curve25519-dalek 5, which this
+/// repository's `.cargo/config.toml` builds with its AVX-512 IFMA code beside the AVX2 code;
+/// matrix-leave reports its choice itself (`keys::ed25519_backend`). The floor's
+/// ed25519-dalek 2 (curve25519-dalek 4) compiles AVX-512 IFMA only on nightly Rust, so on
+/// stable it runs AVX2. sha2 0.10 and 0.11 use SHA-NI when present. A profile of
+/// `mxl-bench profile verify small-v10` shows the chosen code (`...spec_avx512ifma_avx512vl::
+/// mul` or `...spec_avx2::mul`).
 fn backend_info() -> serde_json::Value {
+    let ours = matrix_leave::keys::ed25519_backend();
     #[cfg(target_arch = "x86_64")]
     {
         let avx2 = std::arch::is_x86_feature_detected!("avx2");
@@ -539,28 +540,27 @@ fn backend_info() -> serde_json::Value {
             && std::arch::is_x86_feature_detected!("ssse3")
             && std::arch::is_x86_feature_detected!("sse4.1");
         let nightly = option_env!("RUSTC_BOOTSTRAP").is_some();
-        let pick = |ifma_compiled: bool| {
-            if ifma && ifma_compiled {
-                "avx512ifma"
-            } else if avx2 {
-                "avx2"
-            } else {
-                "serial (u64)"
-            }
+        let floor = if ifma && nightly {
+            "avx512ifma"
+        } else if avx2 {
+            "avx2"
+        } else {
+            "serial (u64)"
         };
         json!({
             "cpu": cpu_model(),
             "cpu_avx2": avx2,
             "cpu_avx512ifma": ifma,
             "cpu_sha_ni": sha,
-            "curve25519_dalek_runtime_backend": pick(nightly),
-            "curve25519_dalek_5_runtime_backend (ruma)": pick(true),
+            "curve25519_dalek_runtime_backend": ours,
+            "curve25519_dalek_5_runtime_backend (ruma)": ours,
+            "curve25519_dalek_4_runtime_backend (floor)": floor,
             "sha2_backend": if sha { "x86 SHA-NI" } else { "software" },
         })
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        json!({"cpu": cpu_model(), "curve25519_dalek_runtime_backend": "serial (not x86_64)"})
+        json!({"cpu": cpu_model(), "curve25519_dalek_runtime_backend": ours})
     }
 }
 
@@ -1064,11 +1064,14 @@ fn print_tables(s: &serde_json::Value) {
     let sets = s["sets"].as_array().unwrap();
     let b = &s["meta"]["backend"];
     println!(
-        "\nmatrix-leave benchmarks: {} rounds, {} ms per measurement; CPU {}; ed25519 backend {} (curve25519-dalek), SHA-256 {}; load {} at the start, {} at the end",
+        "\nmatrix-leave benchmarks: {} rounds, {} ms per measurement; CPU {}; ed25519 {} (ours and ruma, curve25519-dalek 5), {} (floor, curve25519-dalek 4); SHA-256 {}; load {} at the start, {} at the end",
         s["meta"]["rounds"],
         s["meta"]["target_ms_per_measurement"],
         b["cpu"].as_str().unwrap_or("?"),
         b["curve25519_dalek_runtime_backend"].as_str().unwrap_or("?"),
+        b["curve25519_dalek_4_runtime_backend (floor)"]
+            .as_str()
+            .unwrap_or("?"),
         b["sha2_backend"].as_str().unwrap_or("?"),
         s["meta"]["load_average_start"].as_str().unwrap_or("?"),
         s["meta"]["load_average"].as_str().unwrap_or("?"),

@@ -68,6 +68,7 @@ static const mxl_plugin_v1 linked = {
     .response_event_id = mxl_response_event_id,
     .response_json = mxl_response_json,
     .response_free = mxl_response_free,
+    .ed25519_backend = mxl_ed25519_backend,
 };
 
 int main(void)

@@ -330,6 +330,20 @@ pub extern "C" fn mxl_abi_version() -> u32 {
     guard_or(MXL_ABI_VERSION, || MXL_ABI_VERSION)
 }
 
+/// The ed25519 code signature checks run on in this process: "avx512ifma", "avx2" or
+/// "serial". The library carries more than one and picks by the CPU's features when it is
+/// first used, so a host may log this once at start-up.
+///
+/// Returns a static NUL-terminated string that is valid forever; do not free it.
+#[no_mangle]
+pub extern "C" fn mxl_ed25519_backend() -> *const c_char {
+    guard_or(ptr::null(), || match crate::keys::ed25519_backend() {
+        "avx512ifma" => c"avx512ifma".as_ptr(),
+        "avx2" => c"avx2".as_ptr(),
+        _ => c"serial".as_ptr(),
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Result codes
 // ---------------------------------------------------------------------------------------------
@@ -554,7 +568,7 @@ mod tests {
 
     #[test]
     fn success_clears_out_error() {
-        let mut error: *mut mxl_error = 1 as *mut mxl_error;
+        let mut error: *mut mxl_error = ptr::dangling_mut::<mxl_error>();
         assert_eq!(guard(&mut error, || Ok(())), Code::Ok);
         assert!(error.is_null());
         assert_eq!(

@@ -320,6 +320,10 @@ pub struct mxl_plugin_v1 {
     ) -> Code,
     /// mxl_response_free.
     pub response_free: unsafe extern "C" fn(response: *mut mxl_response),
+
+    // ---- Appended after the first release of this table ----
+    /// mxl_ed25519_backend.
+    pub ed25519_backend: unsafe extern "C" fn() -> *const c_char,
 }
 
 /// The one table the library hands out. Function pointers and integers only, so it is
@@ -388,6 +392,7 @@ static PLUGIN_V1: mxl_plugin_v1 = mxl_plugin_v1 {
     response_event_id: resident::mxl_response_event_id,
     response_json: resident::mxl_response_json,
     response_free: resident::mxl_response_free,
+    ed25519_backend: super::mxl_ed25519_backend,
 };
 
 // ---------------------------------------------------------------------------------------------

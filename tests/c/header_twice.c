@@ -35,6 +35,10 @@ int main(void)
 
     check(strcmp(mxl_version(), MXL_VERSION) == 0, "mxl_version matches MXL_VERSION");
     check(mxl_abi_version() == MXL_ABI_VERSION, "mxl_abi_version matches");
+    check(strcmp(mxl_ed25519_backend(), "avx512ifma") == 0
+              || strcmp(mxl_ed25519_backend(), "avx2") == 0
+              || strcmp(mxl_ed25519_backend(), "serial") == 0,
+          "mxl_ed25519_backend names a backend");
 
     rc = mxl_canonical_json((const uint8_t *)input, sizeof input - 1, NULL, &out,
                             &error);

@@ -268,6 +268,7 @@ static void test_plain_accessors(void)
     check(mxl_version() != NULL && strcmp(mxl_version(), MXL_VERSION) == 0,
           "mxl_version() is MXL_VERSION");
     check(mxl_abi_version() == MXL_ABI_VERSION, "mxl_abi_version()");
+    check(mxl_ed25519_backend() != NULL, "mxl_ed25519_backend() is never NULL");
     check(mxl_result_http_status(9999) == 500,
           "mxl_result_http_status(unknown) is 500");
     check(strcmp(mxl_result_errcode(9999), "M_UNKNOWN") == 0,

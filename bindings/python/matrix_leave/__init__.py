@@ -92,6 +92,7 @@ __all__ = [
     "canonical_json",
     "canonical_json_from_text",
     "complete_leave_template",
+    "ed25519_backend",
     "content_hash",
     "default_logger",
     "event_id",
@@ -121,6 +122,12 @@ def abi_version() -> int:
     """The C ABI version of the loaded native library (checked against this binding's
     when the library is loaded)."""
     return int(_native.lib().mxl_abi_version())
+
+
+def ed25519_backend() -> str:
+    """The ed25519 code the native library verifies with on this CPU: ``"avx512ifma"``,
+    ``"avx2"`` or ``"serial"``."""
+    return str(_native.lib().mxl_ed25519_backend().decode("ascii"))
 
 
 def library_path() -> str:

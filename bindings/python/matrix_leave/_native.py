@@ -227,6 +227,7 @@ PROTOTYPES: Mapping[str, tuple[list[Any], Any]] = {
     # library
     "mxl_version": ([], c_char_p),
     "mxl_abi_version": ([], c_uint32),
+    "mxl_ed25519_backend": ([], c_char_p),
     "mxl_result_http_status": ([c_uint32], c_uint16),
     "mxl_result_errcode": ([c_uint32], c_char_p),
     # mxl_error

@@ -143,6 +143,26 @@ def test_library_version_is_the_crate_version() -> None:
     assert mxl.library_version() == version.group(1)
 
 
+def test_ed25519_backend_follows_the_cpu() -> None:
+    # The checkout's .cargo/config.toml compiles the AVX-512 IFMA code on x86_64, and
+    # curve25519-dalek takes it when the CPU has AVX-512 IFMA and VL, else AVX2.
+    flags: set[str] = set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text(encoding="utf-8").splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    if not flags:
+        assert mxl.ed25519_backend() in ("avx512ifma", "avx2", "serial")
+    elif {"avx512ifma", "avx512vl"} <= flags:
+        assert mxl.ed25519_backend() == "avx512ifma"
+    elif "avx2" in flags:
+        assert mxl.ed25519_backend() == "avx2"
+    else:
+        assert mxl.ed25519_backend() == "serial"
+
+
 def _fake_checkout(tmp: Path, crate: str) -> Path:
     (tmp / "Cargo.toml").write_text(f'[package]\nname = "{crate}"\nversion = "0.1.0"\n\n[lib]\nname = "x"\n')
     package = tmp / "bindings" / "python" / "matrix_leave"
