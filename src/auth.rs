@@ -5,7 +5,7 @@
 //! paragraph with the room versions it applies to; the differences come from the
 //! [`RoomVersion`] table.
 
-use std::borrow::Cow;
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use crate::error::Error;
@@ -15,8 +15,9 @@ use crate::version::RoomVersion;
 /// A state key: `(event type, state_key)`.
 pub type StateKey = (String, String);
 
-/// Looks up a state event by type and state key; the event may be borrowed (`'s`) or owned.
-pub type StateLookup<'a, 's> = dyn FnMut(&str, &str) -> Result<Option<Cow<'s, Value>>, Error> + 'a;
+/// Looks up a state event by type and state key. `D` is however the caller holds the event:
+/// `&Value`, `Cow<Value>`, `Arc<Value>` or an owned `Value`.
+pub type StateLookup<'a, D> = dyn FnMut(&str, &str) -> Result<Option<D>, Error> + 'a;
 
 /// Auth events by `(type, state_key)`, borrowed from the fetched events.
 pub type AuthMap<'e> = HashMap<(&'e str, &'e str), &'e Value>;
@@ -49,9 +50,9 @@ pub fn leave_auth_selection(sender: &str, target: &str, version: &RoomVersion) -
 /// selection the algorithm allows: each from this room, none twice for the same state key,
 /// none of a type or state key outside the selection, the create event present in versions
 /// 1 to 11 and absent in version 12. Returns them keyed by state key.
-pub fn check_auth_events<'e>(
+pub fn check_auth_events<'e, D: Borrow<Value>>(
     event: &Value,
-    auth_events: &'e [(String, Value)],
+    auth_events: &'e [(String, D)],
     room_id: &str,
     version: &RoomVersion,
 ) -> Result<AuthMap<'e>, Error> {
@@ -60,6 +61,7 @@ pub fn check_auth_events<'e>(
     let allowed = leave_auth_selection(sender, target, version);
     let mut map = HashMap::new();
     for (id, ev) in auth_events {
+        let ev: &Value = ev.borrow();
         let ty = ev.get("type").and_then(Value::as_str).unwrap_or("");
         let sk = ev.get("state_key").and_then(Value::as_str);
         let Some(sk) = sk else {
@@ -189,10 +191,10 @@ fn membership_of(member_event: Option<&Value>) -> &str {
 
 /// Applies the auth rules for an `m.room.member` event with `membership: leave`, against the
 /// state given by `state` (the event's auth events, or the room's current state).
-pub fn check_leave<'s>(
+pub fn check_leave<D: Borrow<Value>>(
     event: &Value,
     version: &RoomVersion,
-    state: &mut StateLookup<'_, 's>,
+    state: &mut StateLookup<'_, D>,
 ) -> Result<(), Error> {
     let sender = event.get("sender").and_then(Value::as_str).unwrap_or("");
     let target = event
@@ -207,6 +209,7 @@ pub fn check_leave<'s>(
     let Some(create) = create else {
         return Err(forbidden("no m.room.create event in the room's state"));
     };
+    let create: &Value = create.borrow();
 
     // All versions: a room created with `m.federate: false` admits no other server.
     let federate = create.get("content").and_then(|c| c.get("m.federate"));
@@ -234,7 +237,7 @@ pub fn check_leave<'s>(
     }
 
     let sender_member = state("m.room.member", sender)?;
-    let sender_membership = membership_of(sender_member.as_deref());
+    let sender_membership = membership_of(sender_member.as_ref().map(Borrow::borrow));
 
     // Leave rule 1 (all versions): a user may leave by themself only from invite or join,
     // and from knock in versions 7 and later.
@@ -257,13 +260,13 @@ pub fn check_leave<'s>(
         )));
     }
     let pl_event = state("m.room.power_levels", "")?;
-    let pls = PowerLevels::new(pl_event.as_deref(), Some(&create), version);
+    let pls = PowerLevels::new(pl_event.as_ref().map(Borrow::borrow), Some(create), version);
     let target_member = state("m.room.member", target)?;
     let sender_pl = pls.user(sender);
     let target_pl = pls.user(target);
 
     // Leave rule 3: unbanning needs the ban level.
-    if membership_of(target_member.as_deref()) == "ban" && sender_pl < pls.ban {
+    if membership_of(target_member.as_ref().map(Borrow::borrow)) == "ban" && sender_pl < pls.ban {
         return Err(forbidden(format!("{sender} may not unban {target}")));
     }
     // Leave rule 4: a kick needs the kick level and a higher level than the target.

@@ -5,7 +5,7 @@
 //! status and a JSON body, ready to send; an accepted leave also says what was stored and
 //! where to relay it.
 
-use std::borrow::Cow;
+use std::sync::Arc;
 
 use crate::acl;
 use crate::auth;
@@ -49,14 +49,18 @@ pub trait ResidentHost {
     /// The room's version, or `None` for a room this server does not know.
     fn room_version(&self, room_id: &str) -> Result<Option<String>, Error>;
     /// The current state event of this type and state key, as a PDU.
+    ///
+    /// Events are handed over in an [`Arc`] so that a host which keeps parsed events in
+    /// memory gives out a reference instead of a copy; a host that builds the event for the
+    /// call wraps it with `Arc::new`.
     fn state_event(
         &self,
         room_id: &str,
         event_type: &str,
         state_key: &str,
-    ) -> Result<Option<Value>, Error>;
+    ) -> Result<Option<Arc<Value>>, Error>;
     /// An event of this room by ID, as a PDU, if the server has it.
-    fn event(&self, room_id: &str, event_id: &str) -> Result<Option<Value>, Error>;
+    fn event(&self, room_id: &str, event_id: &str) -> Result<Option<Arc<Value>>, Error>;
     /// Whether the server has this event of this room. The default asks [`Self::event`];
     /// a host that can answer without building the event should.
     fn has_event(&self, room_id: &str, event_id: &str) -> Result<bool, Error> {
@@ -266,8 +270,8 @@ impl Resident {
             return Ok(());
         }
         if let Some(ev) = host.state_event(room_id, "m.room.server_acl", "")? {
-            let content = ev.get("content").cloned().unwrap_or(Value::Null);
-            if !acl::server_allowed(&content, origin) {
+            let content = ev.get("content").unwrap_or(&Value::Null);
+            if !acl::server_allowed(content, origin) {
                 return Err(Error::forbidden(format!(
                     "server {origin} is denied by the room's m.room.server_acl"
                 )));
@@ -655,16 +659,16 @@ impl Resident {
         auth::check_leave(&stored, version, &mut |ty, sk| {
             if ty == "m.room.create" {
                 if let Some(c) = &create_v12 {
-                    return Ok(Some(Cow::Borrowed(c)));
+                    return Ok(Some(&**c));
                 }
             }
-            Ok(by_key.get(&(ty, sk)).map(|v| Cow::Borrowed(*v)))
+            Ok(by_key.get(&(ty, sk)).copied())
         })?;
 
         // Against the current state: a failure here soft-fails the event. A host that
         // cannot answer is a failure of its own, not a soft fail.
         let soft_failed = match auth::check_leave(&stored, version, &mut |ty, sk| {
-            Ok(host.state_event(&room_id, ty, sk)?.map(Cow::Owned))
+            host.state_event(&room_id, ty, sk)
         }) {
             Ok(()) => false,
             Err(e) if e.code == Code::HostFailure => return Err(e),
@@ -723,7 +727,7 @@ impl Resident {
     }
 
     /// The create event of a version 12 room: the event whose ID the room ID is made from.
-    fn v12_create(&self, host: &dyn ResidentHost, room_id: &str) -> Result<Value, Error> {
+    fn v12_create(&self, host: &dyn ResidentHost, room_id: &str) -> Result<Arc<Value>, Error> {
         let create_id = format!("${}", room_id.trim_start_matches('!'));
         let create = host
             .event(room_id, &create_id)?

@@ -6,6 +6,7 @@
 mod common;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use base64::Engine;
 use common::host::MemoryHost;
@@ -29,11 +30,11 @@ impl ResidentHost for CatalogueHost {
         self.inner.room_version(room_id)
     }
 
-    fn state_event(&self, room_id: &str, ty: &str, sk: &str) -> Result<Option<Value>, Error> {
+    fn state_event(&self, room_id: &str, ty: &str, sk: &str) -> Result<Option<Arc<Value>>, Error> {
         self.inner.state_event(room_id, ty, sk)
     }
 
-    fn event(&self, room_id: &str, event_id: &str) -> Result<Option<Value>, Error> {
+    fn event(&self, room_id: &str, event_id: &str) -> Result<Option<Arc<Value>>, Error> {
         if let Some(ev) = self.inner.event(room_id, event_id)? {
             return Ok(Some(ev));
         }
@@ -45,7 +46,8 @@ impl ResidentHost for CatalogueHost {
         ids.sort();
         Ok(ids
             .into_iter()
-            .find_map(|r| rooms[r].events.get(event_id).cloned()))
+            .find_map(|r| rooms[r].events.get(event_id).cloned())
+            .map(Arc::new))
     }
 
     fn forward_extremities(&self, room_id: &str) -> Result<Vec<(String, i64)>, Error> {

@@ -363,10 +363,10 @@ impl ResidentHost for MeetBeforeStore {
     fn room_version(&self, room_id: &str) -> Result<Option<String>, Error> {
         self.inner.room_version(room_id)
     }
-    fn state_event(&self, room_id: &str, ty: &str, sk: &str) -> Result<Option<Value>, Error> {
+    fn state_event(&self, room_id: &str, ty: &str, sk: &str) -> Result<Option<Arc<Value>>, Error> {
         self.inner.state_event(room_id, ty, sk)
     }
-    fn event(&self, room_id: &str, event_id: &str) -> Result<Option<Value>, Error> {
+    fn event(&self, room_id: &str, event_id: &str) -> Result<Option<Arc<Value>>, Error> {
         self.inner.event(room_id, event_id)
     }
     fn forward_extremities(&self, room_id: &str) -> Result<Vec<(String, i64)>, Error> {

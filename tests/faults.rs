@@ -565,7 +565,7 @@ unsafe extern "C" fn cb_state_event(
                 .host
                 .state_event(room, ty, sk)
                 .map_err(|_| ())?
-                .as_ref()
+                .as_deref()
                 .map(json_bytes))
         })
     }
@@ -580,7 +580,7 @@ unsafe extern "C" fn cb_get_event(ud: *mut c_void, q: *const mxl_lookup, out: *m
                 .host
                 .event(room, id)
                 .map_err(|_| ())?
-                .as_ref()
+                .as_deref()
                 .map(json_bytes))
         })
     }

@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::sync_host::{self, SyncHost};
@@ -140,17 +141,17 @@ impl ResidentHost for AclHost {
     fn room_version(&self, room_id: &str) -> Result<Option<String>, Error> {
         self.inner.room_version(room_id)
     }
-    fn state_event(&self, room_id: &str, ty: &str, sk: &str) -> Result<Option<Value>, Error> {
+    fn state_event(&self, room_id: &str, ty: &str, sk: &str) -> Result<Option<Arc<Value>>, Error> {
         if ty == "m.room.server_acl" && sk.is_empty() {
-            return Ok(Some(json::object([
+            return Ok(Some(Arc::new(json::object([
                 ("type", Value::from(ty)),
                 ("state_key", Value::from("")),
                 ("content", self.acl.clone()),
-            ])));
+            ]))));
         }
         self.inner.state_event(room_id, ty, sk)
     }
-    fn event(&self, room_id: &str, event_id: &str) -> Result<Option<Value>, Error> {
+    fn event(&self, room_id: &str, event_id: &str) -> Result<Option<Arc<Value>>, Error> {
         self.inner.event(room_id, event_id)
     }
     fn forward_extremities(&self, room_id: &str) -> Result<Vec<(String, i64)>, Error> {

@@ -1,5 +1,5 @@
-//! The two in-memory hosts: one for the Rust API (parsed values, cloned on each lookup, as a
-//! host with a cache of parsed events would hand them over) and one behind the C ABI
+//! The two in-memory hosts: one for the Rust API (parsed events shared behind an `Arc`, as a
+//! host with a cache of parsed events hands them over) and one behind the C ABI
 //! (`extern "C"` callbacks answering with JSON bytes, as a C or database-backed host would).
 //! Neither keeps what it is asked to store, so the same leave can be submitted again and
 //! again without becoming a duplicate.
@@ -8,6 +8,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_void, CStr};
 use std::ptr;
+use std::sync::Arc;
 
 use matrix_leave::json::Value;
 use matrix_leave::keys::ServerKey;
@@ -41,14 +42,14 @@ impl ResidentHost for ApiHost<'_> {
         Ok(self.world.room(room_id).map(|r| r.version.id.to_string()))
     }
 
-    fn state_event(&self, room_id: &str, ty: &str, sk: &str) -> Result<Option<Value>, Error> {
+    fn state_event(&self, room_id: &str, ty: &str, sk: &str) -> Result<Option<Arc<Value>>, Error> {
         Ok(self
             .world
             .room(room_id)
             .and_then(|r| r.state_id(ty, sk).map(|id| r.events[id].clone())))
     }
 
-    fn event(&self, room_id: &str, event_id: &str) -> Result<Option<Value>, Error> {
+    fn event(&self, room_id: &str, event_id: &str) -> Result<Option<Arc<Value>>, Error> {
         Ok(self
             .world
             .room(room_id)

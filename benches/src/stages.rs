@@ -1,7 +1,6 @@
 //! The stages of matrix-leave's receive path, each timed on its own from the previous
 //! stage's output, and the floor: what any implementation has to do at least.
 
-
 use matrix_leave::auth;
 use matrix_leave::event;
 use matrix_leave::json::Value;
@@ -45,11 +44,9 @@ pub fn verify(leave: &Leave, key: &keys::VerifyKey) -> bool {
 }
 
 /// The auth rules: the auth-events selection check, the leave rules against the auth
-/// events, and against the current state (with the clones a host lookup makes).
+/// events, and against the current state (with the reference counting a host lookup makes).
 pub fn auth_rules(leave: &Leave, room: &Room, v: &RoomVersion) -> bool {
-    use std::borrow::Cow;
-    let by_key = match auth::check_auth_events(&leave.pdu, &leave.auth_events, &room.room_id, v)
-    {
+    let by_key = match auth::check_auth_events(&leave.pdu, &leave.auth_events, &room.room_id, v) {
         Ok(m) => m,
         Err(_) => return false,
     };
@@ -62,15 +59,13 @@ pub fn auth_rules(leave: &Leave, room: &Room, v: &RoomVersion) -> bool {
     let against_auth = auth::check_leave(&leave.pdu, v, &mut |ty, sk| {
         if ty == "m.room.create" {
             if let Some(c) = &create_v12 {
-                return Ok(Some(Cow::Borrowed(c)));
+                return Ok(Some(&**c));
             }
         }
-        Ok(by_key.get(&(ty, sk)).map(|e| Cow::Borrowed(*e)))
+        Ok(by_key.get(&(ty, sk)).copied())
     });
     let against_state = auth::check_leave(&leave.pdu, v, &mut |ty, sk| {
-        Ok(room
-            .state_id(ty, sk)
-            .map(|id| Cow::Owned(room.events[id].clone())))
+        Ok(room.state_id(ty, sk).map(|id| room.events[id].clone()))
     });
     against_auth.is_ok() && against_state.is_ok()
 }

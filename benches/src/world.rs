@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
+use std::sync::Arc;
 
 use matrix_leave::json::{Mode, Value};
 use matrix_leave::keys::{self, ServerKey, SigningKey, VerifyKey};
@@ -37,7 +38,7 @@ pub struct Room {
     pub room_id_c: CString,
     /// Event IDs in the order the room was built.
     pub order: Vec<String>,
-    pub events: HashMap<String, Value>,
+    pub events: HashMap<String, Arc<Value>>,
     pub events_json: HashMap<String, Vec<u8>>,
     /// type -> state_key -> event ID.
     pub state: HashMap<String, HashMap<String, String>>,
@@ -63,7 +64,7 @@ pub struct Leave {
     pub sig_b64: String,
     pub sig: [u8; 64],
     /// The auth events it lists, as the host hands them over.
-    pub auth_events: Vec<(String, Value)>,
+    pub auth_events: Vec<(String, Arc<Value>)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -260,7 +261,7 @@ fn load_room(file: &serde_json::Value, name: &str) -> Room {
                 .insert(sk.to_string(), id.clone());
         }
         room.events_json.insert(id.clone(), pdu.to_canonical());
-        room.events.insert(id.clone(), pdu);
+        room.events.insert(id.clone(), Arc::new(pdu));
         room.order.push(id);
     }
     room.extremities = extremities;

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{c_char, c_void, CString};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use super::{guard, guard_or, mxl_bytes, mxl_error, out_arg, ref_arg, slice_arg, str_arg};
 use crate::error::{Code, Error};
@@ -226,12 +226,12 @@ impl CHost {
 }
 
 /// An event from a callback must be a JSON object.
-fn require_object(name: &str, ev: Option<Value>) -> Result<Option<Value>, Error> {
+fn require_object(name: &str, ev: Option<Value>) -> Result<Option<Arc<Value>>, Error> {
     match ev {
         Some(v) if v.as_object().is_none() => {
             Err(malformed(name, "the event is not a JSON object"))
         }
-        other => Ok(other),
+        other => Ok(other.map(Arc::new)),
     }
 }
 
@@ -252,7 +252,7 @@ impl ResidentHost for CHost {
         .transpose()
     }
 
-    fn state_event(&self, room_id: &str, ty: &str, sk: &str) -> Result<Option<Value>, Error> {
+    fn state_event(&self, room_id: &str, ty: &str, sk: &str) -> Result<Option<Arc<Value>>, Error> {
         let ev = self.lookup_json(
             "state_event",
             self.cb.state_event,
@@ -261,7 +261,7 @@ impl ResidentHost for CHost {
         require_object("state_event", ev)
     }
 
-    fn event(&self, room_id: &str, event_id: &str) -> Result<Option<Value>, Error> {
+    fn event(&self, room_id: &str, event_id: &str) -> Result<Option<Arc<Value>>, Error> {
         let ev = self.lookup_json(
             "get_event",
             self.cb.get_event,

@@ -4,6 +4,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use matrix_leave::event;
 use matrix_leave::json::Value;
@@ -137,7 +138,7 @@ impl ResidentHost for MemoryHost {
         Ok(self.rooms.borrow().get(room_id).map(|r| r.version.clone()))
     }
 
-    fn state_event(&self, room_id: &str, ty: &str, sk: &str) -> Result<Option<Value>, Error> {
+    fn state_event(&self, room_id: &str, ty: &str, sk: &str) -> Result<Option<Arc<Value>>, Error> {
         self.fail(Site::StateEvent)?;
         let rooms = self.rooms.borrow();
         let Some(room) = rooms.get(room_id) else {
@@ -146,16 +147,17 @@ impl ResidentHost for MemoryHost {
         Ok(room
             .state
             .get(&(ty.to_string(), sk.to_string()))
-            .map(|id| room.events[id].clone()))
+            .map(|id| Arc::new(room.events[id].clone())))
     }
 
-    fn event(&self, room_id: &str, event_id: &str) -> Result<Option<Value>, Error> {
+    fn event(&self, room_id: &str, event_id: &str) -> Result<Option<Arc<Value>>, Error> {
         self.fail(Site::Event)?;
         Ok(self
             .rooms
             .borrow()
             .get(room_id)
-            .and_then(|r| r.events.get(event_id).cloned()))
+            .and_then(|r| r.events.get(event_id).cloned())
+            .map(Arc::new))
     }
 
     fn forward_extremities(&self, room_id: &str) -> Result<Vec<(String, i64)>, Error> {

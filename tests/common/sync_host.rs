@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use matrix_leave::event;
@@ -258,7 +258,7 @@ impl ResidentHost for SyncHost {
             .map(|r| r.version.id.to_string()))
     }
 
-    fn state_event(&self, room_id: &str, ty: &str, sk: &str) -> Result<Option<Value>, Error> {
+    fn state_event(&self, room_id: &str, ty: &str, sk: &str) -> Result<Option<Arc<Value>>, Error> {
         self.enter(Method::StateEvent)?;
         let Some(room) = self.world.rooms.get(room_id) else {
             return Ok(None);
@@ -266,10 +266,10 @@ impl ResidentHost for SyncHost {
         Ok(room
             .state
             .get(&(ty.to_string(), sk.to_string()))
-            .map(|id| room.events[id].clone()))
+            .map(|id| Arc::new(room.events[id].clone())))
     }
 
-    fn event(&self, room_id: &str, event_id: &str) -> Result<Option<Value>, Error> {
+    fn event(&self, room_id: &str, event_id: &str) -> Result<Option<Arc<Value>>, Error> {
         self.enter(Method::Event)?;
         if let Some(ev) = self
             .world
@@ -277,14 +277,15 @@ impl ResidentHost for SyncHost {
             .get(room_id)
             .and_then(|r| r.events.get(event_id))
         {
-            return Ok(Some(ev.clone()));
+            return Ok(Some(Arc::new(ev.clone())));
         }
         Ok(self
             .stored
             .read()
             .unwrap()
             .get(&(room_id.to_string(), event_id.to_string()))
-            .cloned())
+            .cloned()
+            .map(Arc::new))
     }
 
     fn forward_extremities(&self, room_id: &str) -> Result<Vec<(String, i64)>, Error> {

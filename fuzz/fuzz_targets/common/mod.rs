@@ -6,7 +6,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use matrix_leave::event;
 use matrix_leave::json::{Mode, Value};
@@ -190,22 +190,23 @@ impl ResidentHost for CallHost {
             .map(|r| r.version.id.to_string()))
     }
 
-    fn state_event(&self, room_id: &str, ty: &str, sk: &str) -> Result<Option<Value>, Error> {
+    fn state_event(&self, room_id: &str, ty: &str, sk: &str) -> Result<Option<Arc<Value>>, Error> {
         let Some(room) = self.world.rooms.get(room_id) else {
             return Ok(None);
         };
         Ok(room
             .state
             .get(&(ty.to_string(), sk.to_string()))
-            .map(|id| room.events[id].clone()))
+            .map(|id| Arc::new(room.events[id].clone())))
     }
 
-    fn event(&self, room_id: &str, event_id: &str) -> Result<Option<Value>, Error> {
+    fn event(&self, room_id: &str, event_id: &str) -> Result<Option<Arc<Value>>, Error> {
         Ok(self
             .world
             .rooms
             .get(room_id)
-            .and_then(|r| r.events.get(event_id).cloned()))
+            .and_then(|r| r.events.get(event_id).cloned())
+            .map(Arc::new))
     }
 
     fn forward_extremities(&self, room_id: &str) -> Result<Vec<(String, i64)>, Error> {
