@@ -383,6 +383,11 @@ typedef struct {
  * behaves as one that fails (`500 M_UNKNOWN`), except `now_ms` (the system clock is used)
  * and `log` (records are dropped). The callbacks may be called from any thread that uses
  * the context, and concurrently when the host shares the context between threads.
+ *
+ * The context keeps the events `state_event` and `get_event` return in parsed form (up to
+ * 4096 events or 8 MiB of JSON) and reuses one only when the callback answers the same
+ * query with the same bytes again, so every answer is still asked for and changes are
+ * seen at once.
  */
 typedef struct {
     /**

@@ -65,6 +65,11 @@ pub type mxl_lookup_fn = Option<
 /// behaves as one that fails (`500 M_UNKNOWN`), except `now_ms` (the system clock is used)
 /// and `log` (records are dropped). The callbacks may be called from any thread that uses
 /// the context, and concurrently when the host shares the context between threads.
+///
+/// The context keeps the events `state_event` and `get_event` return in parsed form (up to
+/// 4096 events or 8 MiB of JSON) and reuses one only when the callback answers the same
+/// query with the same bytes again, so every answer is still asked for and changes are
+/// seen at once.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct mxl_resident_callbacks {
@@ -127,7 +132,24 @@ pub struct mxl_response {
 struct CHost {
     cb: mxl_resident_callbacks,
     key_cache: RwLock<HashMap<String, VerifyKey>>,
+    event_cache: RwLock<EventCache>,
 }
+
+/// Events parsed from `state_event` and `get_event` answers, so that an event the host hands
+/// over again byte for byte is not parsed again (the auth events and the sender's membership
+/// come back on every send_leave to a room). An entry is found by a hash of the query and
+/// used only when the host's bytes are identical to the ones it was parsed from, so a
+/// lookup's result never depends on the cache.
+#[derive(Default)]
+struct EventCache {
+    entries: HashMap<u64, (Box<[u8]>, Arc<Value>)>,
+    bytes: usize,
+}
+
+/// Most entries the event cache holds; it is emptied when a new entry would pass this.
+const EVENT_CACHE_ENTRIES: usize = 4096;
+/// Most JSON bytes the event cache holds (their parsed trees take about as much again).
+const EVENT_CACHE_BYTES: usize = 8 << 20;
 
 // SAFETY: the callbacks' contract (documented on mxl_resident_callbacks) makes them callable
 // from any thread, concurrently; the library never touches `userdata` itself.
@@ -205,6 +227,54 @@ impl CHost {
         }
     }
 
+    /// A `state_event` or `get_event` lookup: the event, parsed or taken from the cache.
+    fn lookup_event(
+        &self,
+        name: &str,
+        f: mxl_lookup_fn,
+        q: [Option<&str>; 5],
+    ) -> Result<Option<Arc<Value>>, Error> {
+        let Some(bytes) = self.lookup(name, f, q)? else {
+            return Ok(None);
+        };
+        let slot = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (name, q).hash(&mut h);
+            h.finish()
+        };
+        if let Ok(cache) = self.event_cache.read() {
+            if let Some((raw, ev)) = cache.entries.get(&slot) {
+                if **raw == *bytes {
+                    return Ok(Some(Arc::clone(ev)));
+                }
+            }
+        }
+        let ev = Value::parse(&bytes, Mode::Lenient).map_err(|e| {
+            Error::host(format!("the {name} callback returned malformed JSON: {e}"))
+        })?;
+        let Some(ev) = require_object(name, Some(ev))? else {
+            return Ok(None);
+        };
+        if bytes.len() <= EVENT_CACHE_BYTES / 64 {
+            if let Ok(mut cache) = self.event_cache.write() {
+                if cache.entries.len() >= EVENT_CACHE_ENTRIES
+                    || cache.bytes + bytes.len() > EVENT_CACHE_BYTES
+                {
+                    *cache = EventCache::default();
+                }
+                cache.bytes += bytes.len();
+                if let Some((old, _)) = cache
+                    .entries
+                    .insert(slot, (bytes.into_boxed_slice(), Arc::clone(&ev)))
+                {
+                    cache.bytes -= old.len();
+                }
+            }
+        }
+        Ok(Some(ev))
+    }
+
     fn decode_key(&self, text: &str) -> Result<VerifyKey, Error> {
         if let Some(k) = self
             .key_cache
@@ -253,21 +323,19 @@ impl ResidentHost for CHost {
     }
 
     fn state_event(&self, room_id: &str, ty: &str, sk: &str) -> Result<Option<Arc<Value>>, Error> {
-        let ev = self.lookup_json(
+        self.lookup_event(
             "state_event",
             self.cb.state_event,
             [Some(room_id), Some(ty), Some(sk), None, None],
-        )?;
-        require_object("state_event", ev)
+        )
     }
 
     fn event(&self, room_id: &str, event_id: &str) -> Result<Option<Arc<Value>>, Error> {
-        let ev = self.lookup_json(
+        self.lookup_event(
             "get_event",
             self.cb.get_event,
             [Some(room_id), None, None, Some(event_id), None],
-        )?;
-        require_object("get_event", ev)
+        )
     }
 
     fn forward_extremities(&self, room_id: &str) -> Result<Vec<(String, i64)>, Error> {
@@ -464,6 +532,7 @@ pub unsafe extern "C" fn mxl_resident_new(
         let host = CHost {
             cb: mxl_resident_callbacks { ..*callbacks },
             key_cache: RwLock::new(HashMap::new()),
+            event_cache: RwLock::new(EventCache::default()),
         };
         // From here `host` owns userdata: dropping it on an error path finalizes it.
         let out = unsafe { out_arg(out_resident, "out_resident") }?;
