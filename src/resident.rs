@@ -66,6 +66,39 @@ pub trait ResidentHost {
     fn has_event(&self, room_id: &str, event_id: &str) -> Result<bool, Error> {
         Ok(self.event(room_id, event_id)?.is_some())
     }
+    /// The ID of the current state event of this type and state key. The default asks
+    /// [`Self::state_event`] and takes the ID with [`stored_event_id`]; a host that knows
+    /// the IDs of its state should answer without building the event.
+    fn state_event_id(
+        &self,
+        room_id: &str,
+        event_type: &str,
+        state_key: &str,
+        version: &RoomVersion,
+    ) -> Result<Option<String>, Error> {
+        match self.state_event(room_id, event_type, state_key)? {
+            Some(ev) => stored_event_id(&ev, version).map(Some),
+            None => Ok(None),
+        }
+    }
+    /// The reference hash of an event of this room, for the `[id, {sha256}]` references of
+    /// room versions 1 and 2. The default asks [`Self::event`] and hashes it.
+    fn event_reference_hash(
+        &self,
+        room_id: &str,
+        event_id: &str,
+        version: &RoomVersion,
+    ) -> Result<Option<[u8; 32]>, Error> {
+        match self.event(room_id, event_id)? {
+            Some(ev) => event::reference_hash(&ev, version).map(Some),
+            None => Ok(None),
+        }
+    }
+    /// Whether a record at `level` would be kept; when not, the library does not build it.
+    /// The default is true.
+    fn log_enabled(&self, _level: LogLevel) -> bool {
+        true
+    }
     /// The room's forward extremities with their depths.
     fn forward_extremities(&self, room_id: &str) -> Result<Vec<(String, i64)>, Error>;
     /// The servers with at least one joined member (this server included if it is in).
@@ -85,6 +118,22 @@ pub trait ResidentHost {
     fn now_ms(&self) -> i64;
     /// A log record. The default drops it.
     fn log(&self, _level: LogLevel, _message: &str) {}
+}
+
+/// The ID of an event a host stored: the `event_id` it carries, if any (always, in room
+/// versions 1 and 2), else `$` + its reference hash.
+pub fn stored_event_id(ev: &Value, version: &RoomVersion) -> Result<String, Error> {
+    if let Some(id) = ev.get("event_id").and_then(Value::as_str) {
+        return Ok(id.to_string());
+    }
+    event::event_id(ev, version)
+}
+
+/// Sends a record to the host, building its text only when the host keeps that level.
+fn log(host: &dyn ResidentHost, level: LogLevel, message: impl FnOnce() -> String) {
+    if host.log_enabled(level) {
+        host.log(level, &message());
+    }
 }
 
 /// Options of a resident.
@@ -291,10 +340,9 @@ impl Resident {
     ) -> Response {
         match self.make_leave_inner(host, room_id, user_id, origin) {
             Ok(body) => {
-                host.log(
-                    LogLevel::Info,
-                    &format!("make_leave: template for {user_id} in {room_id} to {origin}"),
-                );
+                log(host, LogLevel::Info, || {
+                    format!("make_leave: template for {user_id} in {room_id} to {origin}")
+                });
                 Response {
                     status: 200,
                     body,
@@ -303,13 +351,14 @@ impl Resident {
                 }
             }
             Err(e) => {
-                host.log(
+                log(
+                    host,
                     if e.code == Code::HostFailure {
                         LogLevel::Error
                     } else {
                         LogLevel::Warn
                     },
-                    &format!("make_leave from {origin} for {user_id} in {room_id} refused: {e}"),
+                    || format!("make_leave from {origin} for {user_id} in {room_id} refused: {e}"),
                 );
                 Response::refuse(e)
             }
@@ -364,8 +413,8 @@ impl Resident {
 
         let mut auth_ids: Vec<String> = Vec::new();
         for (ty, sk) in auth::leave_auth_selection(&user_id, &user_id, version) {
-            if let Some(ev) = host.state_event(&room_id, &ty, &sk)? {
-                auth_ids.push(self.id_of_stored(&ev, version)?);
+            if let Some(id) = host.state_event_id(&room_id, &ty, &sk, version)? {
+                auth_ids.push(id);
             }
         }
         let prev_ids: Vec<String> = extremities.into_iter().map(|e| e.0).collect();
@@ -374,10 +423,12 @@ impl Resident {
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
                 if version.event_refs_are_pairs() {
-                    let ev = host.event(&room_id, &id)?.ok_or_else(|| {
-                        Error::host(format!("event {id} of room {room_id} is missing"))
-                    })?;
-                    let hash = keys::b64_encode(&event::reference_hash(&ev, version)?);
+                    let hash = host
+                        .event_reference_hash(&room_id, &id, version)?
+                        .ok_or_else(|| {
+                            Error::host(format!("event {id} of room {room_id} is missing"))
+                        })?;
+                    let hash = keys::b64_encode(&hash);
                     out.push(Value::Array(vec![
                         Value::String(id),
                         json::object([("sha256", Value::String(hash))]),
@@ -422,13 +473,6 @@ impl Resident {
         Ok(body.to_canonical())
     }
 
-    fn id_of_stored(&self, ev: &Value, version: &RoomVersion) -> Result<String, Error> {
-        if let Some(id) = ev.get("event_id").and_then(Value::as_str) {
-            return Ok(id.to_string());
-        }
-        event::event_id(ev, version)
-    }
-
     /// Answers `PUT /_matrix/federation/{v1,v2}/send_leave/{room_id}/{event_id}` from
     /// `origin` (the authenticated requesting server) with the raw request body.
     pub fn send_leave(
@@ -450,9 +494,8 @@ impl Resident {
         };
         match result {
             Ok(accepted) => {
-                host.log(
-                    LogLevel::Info,
-                    &format!(
+                log(host, LogLevel::Info, || {
+                    format!(
                         "send_leave: accepted {} in {room_id} from {origin}{}{}{}",
                         accepted.event_id,
                         if accepted.duplicate {
@@ -470,8 +513,8 @@ impl Resident {
                         } else {
                             ""
                         },
-                    ),
-                );
+                    )
+                });
                 let body = match api {
                     SendLeaveApi::V2 => b"{}".to_vec(),
                     SendLeaveApi::V1 => b"[200,{}]".to_vec(),
@@ -484,13 +527,14 @@ impl Resident {
                 }
             }
             Err(e) => {
-                host.log(
+                log(
+                    host,
                     if e.code == Code::HostFailure {
                         LogLevel::Error
                     } else {
                         LogLevel::Warn
                     },
-                    &format!("send_leave from {origin} in {room_id} refused: {e}"),
+                    || format!("send_leave from {origin} in {room_id} refused: {e}"),
                 );
                 Response::refuse(e)
             }
@@ -587,10 +631,9 @@ impl Resident {
         // event; in versions 1 and 2 the sender writes the ID, so this check waits until the
         // signatures have been verified (below).
         if version.event_id_is_hash() && host.has_event(&room_id, &event_id)? {
-            host.log(
-                LogLevel::Debug,
-                &format!("send_leave: {event_id} is already stored"),
-            );
+            log(host, LogLevel::Debug, || {
+                format!("send_leave: {event_id} is already stored")
+            });
             return Ok(Accepted {
                 event_id,
                 event: pdu,
@@ -624,12 +667,9 @@ impl Resident {
             }
             (pdu, false)
         } else {
-            host.log(
-                LogLevel::Warn,
-                &format!(
-                    "send_leave: {event_id} has a wrong content hash; using its redacted copy"
-                ),
-            );
+            log(host, LogLevel::Warn, || {
+                format!("send_leave: {event_id} has a wrong content hash; using its redacted copy")
+            });
             // The check made the redacted copy already (the signature verified, the hash not).
             let redacted = match check.redacted {
                 Some(r) => r,

@@ -14,6 +14,7 @@ use common::load;
 use matrix_leave::ffi::resident::*;
 use matrix_leave::json::{self, Value};
 use matrix_leave::resident::ResidentHost;
+use matrix_leave::version::RoomVersion;
 
 /// # Safety
 /// `p` is NULL or a NUL-terminated string valid for the call.
@@ -137,6 +138,16 @@ fn c_resident(host: &MemoryHost) -> *mut mxl_resident {
 
 /// make_leave through the C ABI: the status and the errcode ("" for a 200).
 fn make_leave(r: *mut mxl_resident, room_id: &str, user_id: &str) -> (u16, String) {
+    let (status, errcode, _) = make_leave_body(r, room_id, user_id);
+    (status, errcode)
+}
+
+/// make_leave through the C ABI: the status, the errcode ("" for a 200) and the body.
+fn make_leave_body(
+    r: *mut mxl_resident,
+    room_id: &str,
+    user_id: &str,
+) -> (u16, String, serde_json::Value) {
     let (room, user, origin) = (
         CString::new(room_id).unwrap(),
         CString::new(user_id).unwrap(),
@@ -159,9 +170,22 @@ fn make_leave(r: *mut mxl_resident, room_id: &str, user_id: &str) -> (u16, Strin
         } else {
             text(mxl_response_errcode(resp)).to_string()
         };
+        let mut len = 0;
+        let body = mxl_response_body(resp, &mut len);
+        let body = serde_json::from_slice(std::slice::from_raw_parts(body, len)).unwrap();
         mxl_response_free(resp);
-        (status, errcode)
+        (status, errcode, body)
     }
+}
+
+/// The event IDs a template lists in `auth_events`.
+fn auth_ids(body: &serde_json::Value) -> Vec<String> {
+    body["event"]["auth_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap().to_string())
+        .collect()
 }
 
 /// A membership event of `user` in `room_id`, one deeper than the room's extremities.
@@ -220,6 +244,45 @@ fn a_changed_membership_is_seen_on_the_next_request() {
     let invited = membership(&host, room_id, user, "invite", 2);
     host.add_event(room_id, "10", "$invited", invited);
     assert_eq!(make_leave(r, room_id, user), (200, String::new()));
+
+    // The template's auth events name the invite by its reference-hash ID (room version 10).
+    let (status, _, body) = make_leave_body(r, room_id, user);
+    assert_eq!(status, 200);
+    let invite_id = {
+        let rooms = host.rooms.borrow();
+        let ev = &rooms[room_id].events["$invited"];
+        matrix_leave::event::event_id(ev, RoomVersion::get("10").unwrap()).unwrap()
+    };
+    assert!(auth_ids(&body).contains(&invite_id), "{body}");
+
+    // The invite's bytes change under the same query (another origin_server_ts, which the
+    // reference hash covers): the template names the changed event, not the ID remembered
+    // for the old bytes.
+    {
+        let mut rooms = host.rooms.borrow_mut();
+        let ev = rooms
+            .get_mut(room_id)
+            .unwrap()
+            .events
+            .get_mut("$invited")
+            .unwrap();
+        ev.as_object_mut()
+            .unwrap()
+            .insert("origin_server_ts".into(), Value::Int(1_700_000_000_999));
+    }
+    let (status, _, body) = make_leave_body(r, room_id, user);
+    assert_eq!(status, 200);
+    let changed_id = {
+        let rooms = host.rooms.borrow();
+        let ev = &rooms[room_id].events["$invited"];
+        matrix_leave::event::event_id(ev, RoomVersion::get("10").unwrap()).unwrap()
+    };
+    assert_ne!(changed_id, invite_id);
+    let ids = auth_ids(&body);
+    assert!(
+        ids.contains(&changed_id) && !ids.contains(&invite_id),
+        "{body}"
+    );
 
     // The host rewrites the stored membership event in place (say, redacted by an admin):
     // same event ID, same query, different bytes.

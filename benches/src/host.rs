@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use matrix_leave::json::Value;
 use matrix_leave::keys::ServerKey;
-use matrix_leave::resident::ResidentHost;
+use matrix_leave::resident::{LogLevel, ResidentHost};
+use matrix_leave::version::RoomVersion;
 use matrix_leave::Error;
 
 use matrix_leave::ffi::resident::{
@@ -56,12 +57,31 @@ impl ResidentHost for ApiHost<'_> {
             .and_then(|r| r.events.get(event_id).cloned()))
     }
 
+    // A host keeps its state as event IDs, so it names them without hashing the events.
+    fn state_event_id(
+        &self,
+        room_id: &str,
+        ty: &str,
+        sk: &str,
+        _: &RoomVersion,
+    ) -> Result<Option<String>, Error> {
+        Ok(self
+            .world
+            .room(room_id)
+            .and_then(|r| r.state_id(ty, sk).cloned()))
+    }
+
     fn forward_extremities(&self, room_id: &str) -> Result<Vec<(String, i64)>, Error> {
         Ok(self
             .world
             .room(room_id)
             .map(|r| r.extremities.clone())
             .unwrap_or_default())
+    }
+
+    // No logger: the records are not built.
+    fn log_enabled(&self, _: LogLevel) -> bool {
+        false
     }
 
     fn servers_in_room(&self, room_id: &str) -> Result<Vec<String>, Error> {

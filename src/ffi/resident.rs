@@ -8,13 +8,14 @@
 
 use std::collections::HashMap;
 use std::ffi::{c_char, c_void, CString};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use super::{guard, guard_or, mxl_bytes, mxl_error, out_arg, ref_arg, slice_arg, str_arg};
 use crate::error::{Code, Error};
 use crate::json::{self, Mode, Object, Value};
 use crate::keys::{ServerKey, VerifyKey};
 use crate::resident::{self, LogLevel, Resident, ResidentHost, ResidentOptions, SendLeaveApi};
+use crate::version::RoomVersion;
 
 /// What a lookup callback is asked for. Fields that do not apply to a callback are NULL.
 /// The strings are borrowed for the duration of the callback only.
@@ -136,14 +137,24 @@ struct CHost {
 }
 
 /// Events parsed from `state_event` and `get_event` answers, so that an event the host hands
-/// over again byte for byte is not parsed again (the auth events and the sender's membership
-/// come back on every send_leave to a room). An entry is found by a hash of the query and
-/// used only when the host's bytes are identical to the ones it was parsed from, so a
-/// lookup's result never depends on the cache.
+/// over again byte for byte is not parsed, nor its ID or reference hash computed, again (the
+/// auth events and the sender's membership come back on every request about a room). An
+/// entry is found by a hash of the query and used only when the host's bytes are identical
+/// to the ones it was parsed from, so a lookup's result never depends on the cache.
 #[derive(Default)]
 struct EventCache {
-    entries: HashMap<u64, (Box<[u8]>, Arc<Value>)>,
+    entries: HashMap<u64, Arc<CachedEvent>>,
     bytes: usize,
+}
+
+/// One parsed answer, with what has been computed from it so far.
+struct CachedEvent {
+    raw: Box<[u8]>,
+    ev: Arc<Value>,
+    /// The event's ID, under the room version named first.
+    id: OnceLock<(&'static str, String)>,
+    /// The event's reference hash, under the room version named first.
+    reference: OnceLock<(&'static str, [u8; 32])>,
 }
 
 /// Most entries the event cache holds; it is emptied when a new entry would pass this.
@@ -184,11 +195,29 @@ impl CHost {
         if q.iter().flatten().any(|s| s.contains('\0')) {
             return Ok(None);
         }
-        let owned: Vec<Option<CString>> = q
-            .iter()
-            .map(|s| s.map(cstring).transpose())
-            .collect::<Result<_, _>>()?;
-        let p = |i: usize| owned[i].as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+        // The query's strings, each NUL-terminated, in one buffer: on the stack when they fit.
+        let total: usize = q.iter().flatten().map(|s| s.len() + 1).sum();
+        let mut stack = [0u8; 256];
+        let mut heap = Vec::new();
+        let buf: &mut [u8] = if total <= stack.len() {
+            &mut stack
+        } else {
+            heap.resize(total, 0);
+            &mut heap
+        };
+        let mut starts = [None; 5];
+        let mut at = 0;
+        for (i, part) in q.iter().enumerate() {
+            if let Some(part) = part {
+                buf[at..at + part.len()].copy_from_slice(part.as_bytes());
+                buf[at + part.len()] = 0;
+                starts[i] = Some(at);
+                at += part.len() + 1;
+            }
+        }
+        let base = buf.as_ptr();
+        // SAFETY: every start is an offset inside `buf`, which outlives the callback.
+        let p = |i: usize| starts[i].map_or(std::ptr::null(), |o| unsafe { base.add(o) }.cast());
         let query = mxl_lookup {
             room_id: p(0),
             event_type: p(1),
@@ -233,20 +262,26 @@ impl CHost {
         name: &str,
         f: mxl_lookup_fn,
         q: [Option<&str>; 5],
-    ) -> Result<Option<Arc<Value>>, Error> {
+    ) -> Result<Option<Arc<CachedEvent>>, Error> {
         let Some(bytes) = self.lookup(name, f, q)? else {
             return Ok(None);
         };
+        // FNV-1a over the query. A collision costs a parse, never a wrong answer (the bytes
+        // are compared), so the slot needs no keyed hash; the map rehashes it with its own.
         let slot = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            (name, q).hash(&mut h);
-            h.finish()
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            let parts = std::iter::once(Some(name)).chain(q);
+            for part in parts {
+                for &b in part.unwrap_or("").as_bytes().iter().chain(&[0xff]) {
+                    h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+                }
+            }
+            h
         };
         if let Ok(cache) = self.event_cache.read() {
-            if let Some((raw, ev)) = cache.entries.get(&slot) {
-                if **raw == *bytes {
-                    return Ok(Some(Arc::clone(ev)));
+            if let Some(hit) = cache.entries.get(&slot) {
+                if *hit.raw == *bytes {
+                    return Ok(Some(Arc::clone(hit)));
                 }
             }
         }
@@ -256,23 +291,27 @@ impl CHost {
         let Some(ev) = require_object(name, Some(ev))? else {
             return Ok(None);
         };
-        if bytes.len() <= EVENT_CACHE_BYTES / 64 {
+        let len = bytes.len();
+        let entry = Arc::new(CachedEvent {
+            raw: bytes.into_boxed_slice(),
+            ev,
+            id: OnceLock::new(),
+            reference: OnceLock::new(),
+        });
+        if len <= EVENT_CACHE_BYTES / 64 {
             if let Ok(mut cache) = self.event_cache.write() {
                 if cache.entries.len() >= EVENT_CACHE_ENTRIES
-                    || cache.bytes + bytes.len() > EVENT_CACHE_BYTES
+                    || cache.bytes + len > EVENT_CACHE_BYTES
                 {
                     *cache = EventCache::default();
                 }
-                cache.bytes += bytes.len();
-                if let Some((old, _)) = cache
-                    .entries
-                    .insert(slot, (bytes.into_boxed_slice(), Arc::clone(&ev)))
-                {
-                    cache.bytes -= old.len();
+                cache.bytes += len;
+                if let Some(old) = cache.entries.insert(slot, Arc::clone(&entry)) {
+                    cache.bytes -= old.raw.len();
                 }
             }
         }
-        Ok(Some(ev))
+        Ok(Some(entry))
     }
 
     fn decode_key(&self, text: &str) -> Result<VerifyKey, Error> {
@@ -323,19 +362,72 @@ impl ResidentHost for CHost {
     }
 
     fn state_event(&self, room_id: &str, ty: &str, sk: &str) -> Result<Option<Arc<Value>>, Error> {
-        self.lookup_event(
+        Ok(self
+            .lookup_event(
+                "state_event",
+                self.cb.state_event,
+                [Some(room_id), Some(ty), Some(sk), None, None],
+            )?
+            .map(|c| Arc::clone(&c.ev)))
+    }
+
+    fn state_event_id(
+        &self,
+        room_id: &str,
+        ty: &str,
+        sk: &str,
+        version: &RoomVersion,
+    ) -> Result<Option<String>, Error> {
+        let Some(c) = self.lookup_event(
             "state_event",
             self.cb.state_event,
             [Some(room_id), Some(ty), Some(sk), None, None],
-        )
+        )?
+        else {
+            return Ok(None);
+        };
+        if let Some((v, id)) = c.id.get() {
+            if *v == version.id {
+                return Ok(Some(id.clone()));
+            }
+        }
+        let id = resident::stored_event_id(&c.ev, version)?;
+        let _ = c.id.set((version.id, id.clone()));
+        Ok(Some(id))
     }
 
     fn event(&self, room_id: &str, event_id: &str) -> Result<Option<Arc<Value>>, Error> {
-        self.lookup_event(
+        Ok(self
+            .lookup_event(
+                "get_event",
+                self.cb.get_event,
+                [Some(room_id), None, None, Some(event_id), None],
+            )?
+            .map(|c| Arc::clone(&c.ev)))
+    }
+
+    fn event_reference_hash(
+        &self,
+        room_id: &str,
+        event_id: &str,
+        version: &RoomVersion,
+    ) -> Result<Option<[u8; 32]>, Error> {
+        let Some(c) = self.lookup_event(
             "get_event",
             self.cb.get_event,
             [Some(room_id), None, None, Some(event_id), None],
-        )
+        )?
+        else {
+            return Ok(None);
+        };
+        if let Some((v, hash)) = c.reference.get() {
+            if *v == version.id {
+                return Ok(Some(*hash));
+            }
+        }
+        let hash = crate::event::reference_hash(&c.ev, version)?;
+        let _ = c.reference.set((version.id, hash));
+        Ok(Some(hash))
     }
 
     fn forward_extremities(&self, room_id: &str) -> Result<Vec<(String, i64)>, Error> {
@@ -463,6 +555,10 @@ impl ResidentHost for CHost {
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(0),
         }
+    }
+
+    fn log_enabled(&self, _level: LogLevel) -> bool {
+        self.cb.log.is_some()
     }
 
     fn log(&self, level: LogLevel, message: &str) {
