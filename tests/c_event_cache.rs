@@ -218,6 +218,20 @@ fn membership(host: &MemoryHost, room_id: &str, user: &str, membership: &str, n:
     ])
 }
 
+/// Changes a stored event in place, as a host that rewrites its copy would.
+fn edit_event(host: &MemoryHost, room_id: &str, id: &str, f: impl FnOnce(&mut json::Object)) {
+    let mut rooms = host.rooms.borrow_mut();
+    let ev = rooms.get_mut(room_id).unwrap().events.get_mut(id).unwrap();
+    f(ev.as_object_mut().unwrap());
+}
+
+/// The room version 10 ID of a stored event: `$` + its URL-safe reference hash.
+fn id_of(host: &MemoryHost, room_id: &str, id: &str) -> String {
+    let rooms = host.rooms.borrow();
+    let ev = &rooms[room_id].events[id];
+    matrix_leave::event::event_id(ev, RoomVersion::get("10").unwrap()).unwrap()
+}
+
 #[test]
 fn a_changed_membership_is_seen_on_the_next_request() {
     let file = load("leave_auth.json");
@@ -248,35 +262,18 @@ fn a_changed_membership_is_seen_on_the_next_request() {
     // The template's auth events name the invite by its reference-hash ID (room version 10).
     let (status, _, body) = make_leave_body(r, room_id, user);
     assert_eq!(status, 200);
-    let invite_id = {
-        let rooms = host.rooms.borrow();
-        let ev = &rooms[room_id].events["$invited"];
-        matrix_leave::event::event_id(ev, RoomVersion::get("10").unwrap()).unwrap()
-    };
+    let invite_id = id_of(&host, room_id, "$invited");
     assert!(auth_ids(&body).contains(&invite_id), "{body}");
 
     // The invite's bytes change under the same query (another origin_server_ts, which the
     // reference hash covers): the template names the changed event, not the ID remembered
     // for the old bytes.
-    {
-        let mut rooms = host.rooms.borrow_mut();
-        let ev = rooms
-            .get_mut(room_id)
-            .unwrap()
-            .events
-            .get_mut("$invited")
-            .unwrap();
-        ev.as_object_mut()
-            .unwrap()
-            .insert("origin_server_ts".into(), Value::Int(1_700_000_000_999));
-    }
+    edit_event(&host, room_id, "$invited", |ev| {
+        ev.insert("origin_server_ts".into(), Value::Int(1_700_000_000_999));
+    });
     let (status, _, body) = make_leave_body(r, room_id, user);
     assert_eq!(status, 200);
-    let changed_id = {
-        let rooms = host.rooms.borrow();
-        let ev = &rooms[room_id].events["$invited"];
-        matrix_leave::event::event_id(ev, RoomVersion::get("10").unwrap()).unwrap()
-    };
+    let changed_id = id_of(&host, room_id, "$invited");
     assert_ne!(changed_id, invite_id);
     let ids = auth_ids(&body);
     assert!(
@@ -286,17 +283,12 @@ fn a_changed_membership_is_seen_on_the_next_request() {
 
     // The host rewrites the stored membership event in place (say, redacted by an admin):
     // same event ID, same query, different bytes.
-    {
-        let mut rooms = host.rooms.borrow_mut();
-        let ev = rooms
-            .get_mut(room_id)
-            .unwrap()
-            .events
-            .get_mut("$invited")
-            .unwrap();
-        let content = ev.as_object_mut().unwrap().get_mut("content").unwrap();
-        *content = json::object([("membership", Value::from("ban"))]);
-    }
+    edit_event(&host, room_id, "$invited", |ev| {
+        ev.insert(
+            "content".into(),
+            json::object([("membership", Value::from("ban"))]),
+        );
+    });
     assert_eq!(make_leave(r, room_id, user), (403, "M_FORBIDDEN".into()));
 
     // SAFETY: the context from c_resident, freed once.
