@@ -385,9 +385,10 @@ typedef struct {
  * the context, and concurrently when the host shares the context between threads.
  *
  * The context keeps the events `state_event` and `get_event` return in parsed form (up to
- * 4096 events or 8 MiB of JSON) and reuses one only when the callback answers the same
- * query with the same bytes again, so every answer is still asked for and changes are
- * seen at once.
+ * 4096 events or about 32 MiB of heap, JSON and parsed trees counted together; an event
+ * whose share would pass 512 KiB is not kept) and reuses one only when the callback
+ * answers the same query with the same bytes again, so every answer is still asked for
+ * and changes are seen at once.
  */
 typedef struct {
     /**

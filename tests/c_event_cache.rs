@@ -6,8 +6,11 @@
 
 mod common;
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::ptr;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::Mutex;
 
 use common::host::MemoryHost;
 use common::load;
@@ -15,6 +18,40 @@ use matrix_leave::ffi::resident::*;
 use matrix_leave::json::{self, Value};
 use matrix_leave::resident::ResidentHost;
 use matrix_leave::version::RoomVersion;
+
+/// The system allocator, counting the bytes live on the heap.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every call is passed to the system allocator unchanged; only a counter is added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: as the caller promises for `alloc`.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: as the caller promises for `dealloc`.
+        unsafe { System.dealloc(p, layout) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        // SAFETY: as the caller promises for `realloc`.
+        unsafe { System.realloc(p, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// The tests of this file one at a time, so that one's allocations do not show in another's
+/// count.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 /// # Safety
 /// `p` is NULL or a NUL-terminated string valid for the call.
@@ -234,6 +271,7 @@ fn id_of(host: &MemoryHost, room_id: &str, id: &str) -> String {
 
 #[test]
 fn a_changed_membership_is_seen_on_the_next_request() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let file = load("leave_auth.json");
     let room = &file["rooms"]["v10/joined"];
     let room_id = room["room_id"].as_str().unwrap();
@@ -291,6 +329,57 @@ fn a_changed_membership_is_seen_on_the_next_request() {
     });
     assert_eq!(make_leave(r, room_id, user), (403, "M_FORBIDDEN".into()));
 
+    // SAFETY: the context from c_resident, freed once.
+    unsafe { mxl_resident_free(r) };
+    drop(host);
+}
+
+/// A joined member whose event's content carries `pad` copies of `{"": 0}`: little JSON, and
+/// a parsed tree many times its size.
+fn add_padded_member(host: &MemoryHost, room_id: &str, user: &str, pad: usize, n: i64) {
+    let mut ev = membership(host, room_id, user, "join", n);
+    let padding = Value::Array(vec![json::object([("", Value::Int(0))]); pad]);
+    ev.as_object_mut()
+        .unwrap()
+        .get_mut("content")
+        .unwrap()
+        .as_object_mut()
+        .unwrap()
+        .insert("pad".into(), padding);
+    host.add_event(room_id, "10", &format!("$pad{n}"), ev);
+}
+
+#[test]
+fn parsed_events_kept_stay_within_their_bound() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let file = load("leave_auth.json");
+    let room = &file["rooms"]["v10/joined"];
+    let room_id = room["room_id"].as_str().unwrap();
+    let mut host = MemoryHost::default();
+    host.add_vector_room(room);
+    host.now = 1_800_000_000_000;
+    // 300 members with 600 padding objects each (about 4 KiB of JSON, about 0.4 MiB parsed),
+    // and 40 with 8000 (about 56 KiB of JSON, about 5 MiB parsed): unbounded, the parsed
+    // trees would hold over 300 MiB.
+    let users: Vec<(String, usize)> = (0..340)
+        .map(|i| {
+            (
+                format!("@pad{i}:remote.example"),
+                if i < 300 { 600 } else { 8000 },
+            )
+        })
+        .collect();
+    for (i, (user, pad)) in users.iter().enumerate() {
+        add_padded_member(&host, room_id, user, *pad, i as i64);
+    }
+    let r = c_resident(&host);
+    let before = LIVE.load(Ordering::Relaxed);
+    for (user, _) in &users {
+        assert_eq!(make_leave(r, room_id, user), (200, String::new()), "{user}");
+    }
+    let held = LIVE.load(Ordering::Relaxed) - before;
+    // The documented bound is about 32 MiB; the weights it is counted in err high.
+    assert!(held < 40 << 20, "the context holds {} MiB", held >> 20);
     // SAFETY: the context from c_resident, freed once.
     unsafe { mxl_resident_free(r) };
     drop(host);

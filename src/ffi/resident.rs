@@ -68,9 +68,10 @@ pub type mxl_lookup_fn = Option<
 /// the context, and concurrently when the host shares the context between threads.
 ///
 /// The context keeps the events `state_event` and `get_event` return in parsed form (up to
-/// 4096 events or 8 MiB of JSON) and reuses one only when the callback answers the same
-/// query with the same bytes again, so every answer is still asked for and changes are
-/// seen at once.
+/// 4096 events or about 32 MiB of heap, JSON and parsed trees counted together; an event
+/// whose share would pass 512 KiB is not kept) and reuses one only when the callback
+/// answers the same query with the same bytes again, so every answer is still asked for
+/// and changes are seen at once.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct mxl_resident_callbacks {
@@ -144,13 +145,16 @@ struct CHost {
 #[derive(Default)]
 struct EventCache {
     entries: HashMap<u64, Arc<CachedEvent>>,
-    bytes: usize,
+    /// The sum of the entries' `weight`.
+    weight: usize,
 }
 
 /// One parsed answer, with what has been computed from it so far.
 struct CachedEvent {
     raw: Box<[u8]>,
     ev: Arc<Value>,
+    /// About how much heap the entry holds: its JSON and its parsed tree.
+    weight: usize,
     /// The event's ID, under the room version named first.
     id: OnceLock<(&'static str, String)>,
     /// The event's reference hash, under the room version named first.
@@ -159,8 +163,32 @@ struct CachedEvent {
 
 /// Most entries the event cache holds; it is emptied when a new entry would pass this.
 const EVENT_CACHE_ENTRIES: usize = 4096;
-/// Most JSON bytes the event cache holds (their parsed trees take about as much again).
-const EVENT_CACHE_BYTES: usize = 8 << 20;
+/// Most heap the event cache holds, counted by [`heap_weight`]; it is emptied when a new
+/// entry would pass this, and an entry heavier than a 64th of it is not kept at all.
+const EVENT_CACHE_WEIGHT: usize = 32 << 20;
+
+/// About how much heap a parsed value holds, erring high: a parsed tree can be many times
+/// its JSON (`{"":0}` is 7 bytes of text and a whole B-tree node), so the cache's bound
+/// counts trees, not text.
+fn heap_weight(v: &Value) -> usize {
+    const VALUE: usize = std::mem::size_of::<Value>();
+    const ENTRY: usize = std::mem::size_of::<String>() + VALUE;
+    // A B-tree node holds up to 11 entries; count every node as if a third full.
+    const NODE: usize = 11 * ENTRY + 64;
+    VALUE
+        + match v {
+            Value::Null | Value::Bool(_) | Value::Int(_) => 0,
+            Value::Number(n) => n.len(),
+            Value::String(s) => s.capacity(),
+            Value::Array(a) => a.capacity() * VALUE + a.iter().map(heap_weight).sum::<usize>(),
+            Value::Object(o) => {
+                NODE * (1 + o.len() / 4)
+                    + o.iter()
+                        .map(|(k, v)| k.capacity() + heap_weight(v))
+                        .sum::<usize>()
+            }
+        }
+}
 
 // SAFETY: the callbacks' contract (documented on mxl_resident_callbacks) makes them callable
 // from any thread, concurrently; the library never touches `userdata` itself.
@@ -291,25 +319,32 @@ impl CHost {
         let Some(ev) = require_object(name, Some(ev))? else {
             return Ok(None);
         };
-        let len = bytes.len();
+        let weight = bytes.len() + heap_weight(&ev);
         let entry = Arc::new(CachedEvent {
             raw: bytes.into_boxed_slice(),
             ev,
+            weight,
             id: OnceLock::new(),
             reference: OnceLock::new(),
         });
-        if len <= EVENT_CACHE_BYTES / 64 {
+        if weight <= EVENT_CACHE_WEIGHT / 64 {
+            // What the insert pushes out is freed after the lock is released, so that other
+            // lookups do not wait while a full cache's trees are dropped.
+            let mut evicted = None;
+            let mut replaced = None;
             if let Ok(mut cache) = self.event_cache.write() {
                 if cache.entries.len() >= EVENT_CACHE_ENTRIES
-                    || cache.bytes + len > EVENT_CACHE_BYTES
+                    || cache.weight + weight > EVENT_CACHE_WEIGHT
                 {
-                    *cache = EventCache::default();
+                    evicted = Some(std::mem::take(&mut *cache));
                 }
-                cache.bytes += len;
-                if let Some(old) = cache.entries.insert(slot, Arc::clone(&entry)) {
-                    cache.bytes -= old.raw.len();
+                cache.weight += weight;
+                replaced = cache.entries.insert(slot, Arc::clone(&entry));
+                if let Some(old) = &replaced {
+                    cache.weight -= old.weight;
                 }
             }
+            drop((evicted, replaced));
         }
         Ok(Some(entry))
     }
