@@ -196,13 +196,26 @@ pub fn signing_bytes(value: &Value) -> Result<Vec<u8>, Error> {
 /// The ed25519 code this process verifies with: `"avx512ifma"`, `"avx2"` or `"serial"`.
 ///
 /// curve25519-dalek chooses at run time from the CPU's features among the code it was
-/// compiled with. The AVX2 code is always compiled on x86_64; the AVX-512 IFMA code only
-/// when built with `--cfg curve25519_dalek_backend="avx512"`, which this repository's
-/// `.cargo/config.toml` sets.
+/// compiled with. On x86_64 its AVX2 code is compiled unless the build asks for the portable
+/// code (`curve25519_dalek_backend` `serial` or `fiat`); its AVX-512 IFMA code is compiled
+/// with `--cfg curve25519_dalek_backend="avx512"` (which this repository's
+/// `.cargo/config.toml` sets) or, without any backend cfg, when the build targets a CPU with
+/// AVX-512 IFMA and VL.
 pub fn ed25519_backend() -> &'static str {
+    if cfg!(any(
+        curve25519_dalek_backend = "serial",
+        curve25519_dalek_backend = "fiat"
+    )) {
+        return "serial";
+    }
     #[cfg(target_arch = "x86_64")]
     {
-        let ifma_compiled = cfg!(curve25519_dalek_backend = "avx512");
+        let ifma_compiled = cfg!(curve25519_dalek_backend = "avx512")
+            || (!cfg!(curve25519_dalek_backend = "simd")
+                && cfg!(all(
+                    target_feature = "avx512ifma",
+                    target_feature = "avx512vl"
+                )));
         if ifma_compiled
             && std::arch::is_x86_feature_detected!("avx512ifma")
             && std::arch::is_x86_feature_detected!("avx512vl")
