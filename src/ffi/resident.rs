@@ -278,9 +278,7 @@ impl CHost {
     ) -> Result<Option<Value>, Error> {
         match self.lookup(name, f, q)? {
             None => Ok(None),
-            Some(bytes) => Value::parse(&bytes, Mode::Lenient).map(Some).map_err(|e| {
-                Error::host(format!("the {name} callback returned malformed JSON: {e}"))
-            }),
+            Some(bytes) => parse_answer(name, &bytes).map(Some),
         }
     }
 
@@ -313,12 +311,11 @@ impl CHost {
                 }
             }
         }
-        let ev = Value::parse(&bytes, Mode::Lenient).map_err(|e| {
-            Error::host(format!("the {name} callback returned malformed JSON: {e}"))
-        })?;
-        let Some(ev) = require_object(name, Some(ev))? else {
-            return Ok(None);
-        };
+        let ev = parse_answer(name, &bytes)?;
+        if ev.as_object().is_none() {
+            return Err(malformed(name, "the event is not a JSON object"));
+        }
+        let ev = Arc::new(ev);
         let weight = bytes.len() + heap_weight(&ev);
         let entry = Arc::new(CachedEvent {
             raw: bytes.into_boxed_slice(),
@@ -349,6 +346,33 @@ impl CHost {
         Ok(Some(entry))
     }
 
+    /// The `state_event` callback, through the cache.
+    fn cached_state_event(
+        &self,
+        room_id: &str,
+        ty: &str,
+        sk: &str,
+    ) -> Result<Option<Arc<CachedEvent>>, Error> {
+        self.lookup_event(
+            "state_event",
+            self.cb.state_event,
+            [Some(room_id), Some(ty), Some(sk), None, None],
+        )
+    }
+
+    /// The `get_event` callback, through the cache.
+    fn cached_event(
+        &self,
+        room_id: &str,
+        event_id: &str,
+    ) -> Result<Option<Arc<CachedEvent>>, Error> {
+        self.lookup_event(
+            "get_event",
+            self.cb.get_event,
+            [Some(room_id), None, None, Some(event_id), None],
+        )
+    }
+
     fn decode_key(&self, text: &str) -> Result<VerifyKey, Error> {
         if let Some(k) = self
             .key_cache
@@ -369,14 +393,27 @@ impl CHost {
     }
 }
 
-/// An event from a callback must be a JSON object.
-fn require_object(name: &str, ev: Option<Value>) -> Result<Option<Arc<Value>>, Error> {
-    match ev {
-        Some(v) if v.as_object().is_none() => {
-            Err(malformed(name, "the event is not a JSON object"))
+/// A callback's answer as JSON; malformed JSON is a failure of the host.
+fn parse_answer(name: &str, bytes: &[u8]) -> Result<Value, Error> {
+    Value::parse(bytes, Mode::Lenient)
+        .map_err(|e| Error::host(format!("the {name} callback returned malformed JSON: {e}")))
+}
+
+/// What was computed from a cached event under `version`: the remembered value when it was
+/// computed under the same room version, else `compute`'s, remembered if it is the first.
+fn memo<T: Clone>(
+    cell: &OnceLock<(&'static str, T)>,
+    version: &RoomVersion,
+    compute: impl FnOnce() -> Result<T, Error>,
+) -> Result<T, Error> {
+    if let Some((v, value)) = cell.get() {
+        if *v == version.id {
+            return Ok(value.clone());
         }
-        other => Ok(other.map(Arc::new)),
     }
+    let value = compute()?;
+    let _ = cell.set((version.id, value.clone()));
+    Ok(value)
 }
 
 fn malformed(name: &str, what: &str) -> Error {
@@ -398,11 +435,7 @@ impl ResidentHost for CHost {
 
     fn state_event(&self, room_id: &str, ty: &str, sk: &str) -> Result<Option<Arc<Value>>, Error> {
         Ok(self
-            .lookup_event(
-                "state_event",
-                self.cb.state_event,
-                [Some(room_id), Some(ty), Some(sk), None, None],
-            )?
+            .cached_state_event(room_id, ty, sk)?
             .map(|c| Arc::clone(&c.ev)))
     }
 
@@ -413,31 +446,14 @@ impl ResidentHost for CHost {
         sk: &str,
         version: &RoomVersion,
     ) -> Result<Option<String>, Error> {
-        let Some(c) = self.lookup_event(
-            "state_event",
-            self.cb.state_event,
-            [Some(room_id), Some(ty), Some(sk), None, None],
-        )?
-        else {
-            return Ok(None);
-        };
-        if let Some((v, id)) = c.id.get() {
-            if *v == version.id {
-                return Ok(Some(id.clone()));
-            }
-        }
-        let id = resident::stored_event_id(&c.ev, version)?;
-        let _ = c.id.set((version.id, id.clone()));
-        Ok(Some(id))
+        self.cached_state_event(room_id, ty, sk)?
+            .map(|c| memo(&c.id, version, || resident::stored_event_id(&c.ev, version)))
+            .transpose()
     }
 
     fn event(&self, room_id: &str, event_id: &str) -> Result<Option<Arc<Value>>, Error> {
         Ok(self
-            .lookup_event(
-                "get_event",
-                self.cb.get_event,
-                [Some(room_id), None, None, Some(event_id), None],
-            )?
+            .cached_event(room_id, event_id)?
             .map(|c| Arc::clone(&c.ev)))
     }
 
@@ -447,22 +463,13 @@ impl ResidentHost for CHost {
         event_id: &str,
         version: &RoomVersion,
     ) -> Result<Option<[u8; 32]>, Error> {
-        let Some(c) = self.lookup_event(
-            "get_event",
-            self.cb.get_event,
-            [Some(room_id), None, None, Some(event_id), None],
-        )?
-        else {
-            return Ok(None);
-        };
-        if let Some((v, hash)) = c.reference.get() {
-            if *v == version.id {
-                return Ok(Some(*hash));
-            }
-        }
-        let hash = crate::event::reference_hash(&c.ev, version)?;
-        let _ = c.reference.set((version.id, hash));
-        Ok(Some(hash))
+        self.cached_event(room_id, event_id)?
+            .map(|c| {
+                memo(&c.reference, version, || {
+                    crate::event::reference_hash(&c.ev, version)
+                })
+            })
+            .transpose()
     }
 
     fn forward_extremities(&self, room_id: &str) -> Result<Vec<(String, i64)>, Error> {
